@@ -68,7 +68,7 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install lint
+test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
