@@ -20,5 +20,5 @@ def hdr_filter(v: VideoStream, width: int, height: int, transfer: str) -> str:
         f"zscale=w={width}:h={height}:f=bilinear"
         f":tin={_TIN[transfer]}:pin=2020:min={matrix}:rin={rng}"
         f":t=linear:npl=100,format=gbrpf32le,zscale=p=709,"
-        f"tonemap=hable:desat=0,zscale=t=709:m=709:r=limited,format=yuv420p,setsar=1"
+        f"tonemap=mobius:param=0.5:desat=0,zscale=t=709:m=709:r=limited,format=yuv420p,setsar=1"
     )
