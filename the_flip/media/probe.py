@@ -409,7 +409,7 @@ def _detect_vfr(path: Path, info: MediaInfo, limits: Limits) -> bool | None:
     return spread > len(deltas) * 0.05
 
 
-def probe(source: Path, limits: Limits = Limits()) -> MediaInfo:  # noqa: B008
+def probe(source: Path, limits: Limits = Limits(), *, detect_vfr: bool = True) -> MediaInfo:  # noqa: B008
     """Probe ``source`` with ffprobe (contained) and return what it is.
 
     Raises ``MediaError`` for files that are missing, empty, not a media file, in a
@@ -447,7 +447,7 @@ def probe(source: Path, limits: Limits = Limits()) -> MediaInfo:  # noqa: B008
         )
     if info.video is None:
         raise MediaError(errors.NO_VIDEO, code="no_video", probe_summary=info.summary())
-    vfr = _detect_vfr(source, info, limits)
+    vfr = _detect_vfr(source, info, limits) if detect_vfr else None
     if vfr is not None:
         info = parse(data, str(source), vfr_hint=vfr)
     return info

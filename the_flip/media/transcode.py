@@ -128,7 +128,7 @@ def _check_output(video: Path, poster: Path, limits: Limits, summary: str, tail:
             errors.DAMAGED, code="damaged", detail="no poster frame\n" + tail, probe_summary=summary
         )
     try:
-        out = probe(video, limits)
+        out = probe(video, limits, detect_vfr=False)
     except MediaError as exc:
         raise MediaError(
             errors.DAMAGED, code="damaged", detail=exc.detail + "\n" + tail, probe_summary=summary
