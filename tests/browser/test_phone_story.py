@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests import clips
-from tests.browser.conftest import throttle_upload
+from tests.browser.conftest import run_axe, throttle_upload
 from tests.conftest import wait_for
 from the_flip.apps.maintenance.models import LogEntry, LogEntryMedia
 
@@ -104,6 +104,7 @@ def test_phone_logs_work_with_a_video_and_a_photo(
     assert (result["width"], result["height"]) == (960, 540)
     page.evaluate("() => document.querySelector('.tile video').pause()")
     shots(page, "06-ready", full_page=True)
+    assert run_axe(page) == []
 
     # Remove the photo: the first tap arms the button, the second removes it.
     remove = photo_tile.get_by_role("button", name="Remove")
@@ -134,6 +135,7 @@ def test_a_bad_file_says_why_and_can_be_retried_or_removed(
     reason = LogEntryMedia.objects.get().error
     assert reason and reason in alert.inner_text()
     shots(page, "01-failed")
+    assert run_axe(page) == []
 
     # Try again: back in line, fails again for the same reason (the file really is bad).
     with page.expect_response(lambda r: r.url.endswith("/retry/")) as retried:
@@ -156,27 +158,45 @@ def test_a_bad_file_says_why_and_can_be_retried_or_removed(
 
 
 def test_reloading_while_a_video_waits_shows_it_waiting_then_it_plays(
-    phone, maintainer_login, machine, maintainer, start_consumer, android_clip, shots
+    phone, maintainer_login, machine, maintainer, start_consumer, android_clip, tmp_path, shots
 ):
-    """No worker yet: the video waits; a reload shows it waiting; the worker comes; it plays."""
+    """No worker yet: the videos wait; a reload shows them waiting; a wrong one can be removed
+    before it is processed; the worker comes; the other plays."""
     page = phone
     entry = LogEntry.objects.create(machine=machine, author=maintainer, text="Pop bumper")
+    wrong = tmp_path / "VID_WRONG.mp4"
+    wrong.write_bytes(android_clip.read_bytes())
     maintainer_login(page)
     page.goto(entry.get_absolute_url())
-    page.get_by_label("Add photos or videos").set_input_files(str(android_clip))
-    tile = page.locator('.tile[data-kind="video"]')
-    expect(tile.get_by_role("status")).to_have_text("Waiting to process…")
+    page.get_by_label("Add photos or videos").set_input_files([str(android_clip), str(wrong)])
+    tiles = page.locator('.tile[data-kind="video"]')
+    expect(tiles).to_have_count(2)
+    for i in range(2):
+        expect(tiles.nth(i).get_by_role("status")).to_have_text("Waiting to process…")
 
     page.reload()
-    tile = page.locator('.tile[data-kind="video"]')
-    expect(tile).to_have_attribute("data-status", "pending")
-    expect(tile.get_by_role("status")).to_have_text("Waiting to process…")
+    tiles = page.locator('.tile[data-kind="video"]')
+    expect(tiles).to_have_count(2)
+    for i in range(2):
+        expect(tiles.nth(i)).to_have_attribute("data-status", "pending")
+        expect(tiles.nth(i).get_by_role("status")).to_have_text("Waiting to process…")
     shots(page, "01-waiting-after-reload")
 
+    # Remove the wrong one while it waits; the page polls meanwhile and must not disarm it.
+    wrong_id = LogEntryMedia.objects.get(original_name="VID_WRONG.mp4").pk
+    wrong_tile = page.locator(f'.tile[data-media-url="/api/media/{wrong_id}/"]')
+    wrong_tile.get_by_role("button", name="Remove").click()
+    page.wait_for_timeout(2000)  # longer than one poll
+    wrong_tile.get_by_role("button", name="Tap again to remove").click()
+    expect(wrong_tile).to_have_count(0)
+    assert not LogEntryMedia.objects.filter(pk=wrong_id).exists()
+
     start_consumer()
+    tile = page.locator('.tile[data-kind="video"]')
     expect(tile.locator("video")).to_be_visible(timeout=60_000)
     result = _video_plays(page)
     assert result["readyState"] >= 2 and result["now"] > result["start"] + 0.5, result
+    assert LogEntryMedia.objects.get().original_name == android_clip.name
 
 
 def test_a_file_over_the_limit_is_refused_on_the_phone_before_uploading(
