@@ -74,7 +74,7 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install axe lint
+test: setup axe lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

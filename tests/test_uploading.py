@@ -204,3 +204,18 @@ def test_maintainer_deletes_a_photo_and_its_file_goes(maintainer_client, machine
     assert maintainer_client.delete(f"/api/media/{media_id}/").status_code == 200
     assert not path.exists()
     assert maintainer_client.get(f"/api/media/{media_id}/").status_code == 404
+
+
+def test_an_over_cap_form_post_says_413_not_csrf(client, maintainer, machine, settings):
+    """The no-JavaScript form carries its CSRF token in the body we refuse to read."""
+    settings.MAX_UPLOAD_BYTES = 1024 * 1024
+    client.handler.enforce_csrf_checks = True
+    client.force_login(maintainer)
+    client.get(f"/machines/{machine.slug}/log/new/")
+    big = SimpleUploadedFile("long.mov", b"\0" * (12 * 1024 * 1024), "video/quicktime")
+    response = client.post(
+        f"/machines/{machine.slug}/log/new/",
+        {"csrfmiddlewaretoken": client.cookies["csrftoken"].value, "text": "x", "media": big},
+    )
+    assert response.status_code == 413
+    assert LogEntry.objects.count() == 0

@@ -55,6 +55,9 @@ def api_view(methods: list[str], max_files: int | None = None) -> Callable:
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """CSRF refusals are JSON on the API, Django's page elsewhere."""
+    if getattr(request, "upload_too_large", False):
+        # The body was not read, so the form's token never arrived: the size is the real issue.
+        return error(too_large_message(), 413)
     if request.path.startswith("/api/"):
         return error(
             "The request was refused (CSRF check failed). Send the csrftoken cookie's value "
