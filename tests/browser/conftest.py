@@ -135,7 +135,9 @@ def start_consumer(transactional_db):
         _stop(process)
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: the Playwright driver is a child process of pytest, and other
+# tests (tests/pipeline) check that nothing they started is left running.
+@pytest.fixture(scope="module")
 def chromium():
     require(CHROMIUM.exists(), "Debian chromium (/usr/bin/chromium)")
     from playwright.sync_api import sync_playwright
