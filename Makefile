@@ -13,7 +13,7 @@ export DJANGO_SETTINGS_MODULE ?= the_flip.settings.prod
 
 MANAGE := $(BIN)/python manage.py
 
-.PHONY: help install ffmpeg setup run web worker test lint format bench clean
+.PHONY: help install ffmpeg axe setup run web worker test lint format bench clean
 
 help:
 	@echo "make run     set up what is missing, then serve http://127.0.0.1:$(PORT) (web + worker)"
@@ -39,6 +39,12 @@ ffmpeg:
 		echo "ffmpeg is missing. Install it: sudo apt-get install ffmpeg (Debian/Ubuntu), brew install ffmpeg (macOS)."; \
 		exit 1; \
 	fi
+
+# axe-core for the browser tests' accessibility check, when npm is here (else those skip).
+AXE_JS := tests/browser/.axe/node_modules/axe-core/axe.min.js
+axe:
+	@[ -s $(AXE_JS) ] || ! command -v npm >/dev/null || \
+		npm install --prefix tests/browser/.axe --no-audit --no-fund --silent axe-core@4
 
 # Database tables, queue tables, static files and a secret key that stays in DATA_DIR.
 setup: install
@@ -68,7 +74,7 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: setup lint
+test: setup axe lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

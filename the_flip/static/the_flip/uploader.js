@@ -49,6 +49,11 @@
 
   function actions(tile, media) {
     const bar = tile.querySelector(".tile-actions");
+    // Polling re-renders a tile every few seconds: keep the buttons (and an armed Remove)
+    // unless what they should be has changed.
+    const key = media ? `${media.status}:${media.kind}` : "none";
+    if (tile._actionsKey === key) return;
+    tile._actionsKey = key;
     bar.replaceChildren();
     if (!media) {
       const dismiss = el("button", { type: "button", class: "small-button" }, "Dismiss");
@@ -58,19 +63,22 @@
     }
     if (media.status === "failed" && media.kind === "video") {
       const retry = el("button", { type: "button", class: "small-button" }, "Try again");
-      retry.addEventListener("click", () => send("POST", media.url + "retry/", tile));
+      retry.addEventListener("click", () => send("POST", media.url + "retry/", tile, retry));
       bar.append(retry);
     }
-    if (media.status === "ready" || media.status === "failed") {
-      const remove = el("button", { type: "button", class: "small-button danger" }, "Remove");
-      remove.addEventListener("click", () => {
-        if (remove.dataset.armed) return send("DELETE", media.url, tile);
-        remove.dataset.armed = "1";
-        remove.textContent = "Tap again to remove";
-        setTimeout(() => { delete remove.dataset.armed; remove.textContent = "Remove"; }, 4000);
-      });
-      bar.append(remove);
-    }
+    // Any state, so a wrong video need not be waited for: the worker drops a deleted one.
+    // Two taps (the first arms it for a few seconds), so a stray tap deletes nothing.
+    const remove = el("button", { type: "button", class: "small-button danger" }, "Remove");
+    remove.addEventListener("click", () => {
+      if (remove.dataset.armed) return send("DELETE", media.url, tile, remove);
+      remove.dataset.armed = "1";
+      remove.textContent = "Tap again to remove";
+      setTimeout(() => {
+        delete remove.dataset.armed;
+        if (!remove.disabled) remove.textContent = "Remove";
+      }, 4000);
+    });
+    bar.append(remove);
   }
 
   function render(tile, media) {
@@ -126,19 +134,40 @@
     actions(tile, null);
   }
 
-  async function send(method, url, tile) {
-    const response = await fetch(url, { method, headers: { "X-CSRFToken": csrfToken() } });
-    const body = await response.json().catch(() => ({}));
-    if (!response.ok) return fail(tile, body.error || "That did not work. Try again.");
-    if (method === "DELETE") return tile.remove();
-    render(tile, body);
+  async function send(method, url, tile, button) {
+    const label = button.textContent;
+    button.disabled = true;
+    button.textContent = method === "DELETE" ? "Removing…" : "Trying again…";
+    let response = null;
+    let body = {};
+    try {
+      response = await fetch(url, { method, headers: { "X-CSRFToken": csrfToken() } });
+      body = await response.json().catch(() => ({}));
+    } catch (err) { /* offline: say so below, keep the tile as it was */ }
+    if (response && response.ok) {
+      if (method === "DELETE") return tile.remove();
+      return render(tile, body);
+    }
+    if (response && response.status === 404) return tile.remove(); // already gone
+    button.disabled = false;
+    button.textContent = label;
+    delete button.dataset.armed;
+    alert((body && body.error) || "That did not work. Check the connection and try again.");
   }
+
+  // Leaving the page stops an upload: ask first while one is in flight.
+  let uploading = 0;
+  window.addEventListener("beforeunload", (event) => {
+    if (uploading > 0) event.preventDefault();
+  });
 
   function upload(file, url, grid, maxMb) {
     const tile = newTile(grid, file.name);
     const problem = problemWith(file, maxMb);
     if (problem) return Promise.resolve(fail(tile, problem));
+    uploading += 1;
     return new Promise((resolve) => {
+      const finish = () => { uploading -= 1; resolve(); };
       const xhr = new XMLHttpRequest();
       const bar = tile.querySelector("progress");
       const label = tile.querySelector(".state");
@@ -153,12 +182,14 @@
         try { body = JSON.parse(xhr.responseText); } catch (err) { /* not JSON */ }
         if (xhr.status === 201) render(tile, body);
         else fail(tile, body.error || `The upload of “${file.name}” failed (${xhr.status}).`);
-        resolve();
+        finish();
       });
-      xhr.addEventListener("error", () => {
+      const interrupted = () => {
         fail(tile, `The upload of “${file.name}” was interrupted. Check the connection and try again.`);
-        resolve();
-      });
+        finish();
+      };
+      xhr.addEventListener("error", interrupted);
+      xhr.addEventListener("abort", interrupted);
       xhr.open("POST", url);
       xhr.setRequestHeader("X-CSRFToken", csrfToken());
       xhr.setRequestHeader("Accept", "application/json");
@@ -183,13 +214,17 @@
       const data = new FormData();
       data.append("machine", entryForm.dataset.machineId);
       data.append("text", entryForm.querySelector("textarea").value);
-      const response = await fetch(entryForm.dataset.apiUrl, {
-        method: "POST", body: data, headers: { "X-CSRFToken": csrfToken() },
-      });
-      const body = await response.json().catch(() => ({}));
-      if (response.status !== 201) {
+      let response = null;
+      let body = {};
+      try {
+        response = await fetch(entryForm.dataset.apiUrl, {
+          method: "POST", body: data, headers: { "X-CSRFToken": csrfToken() },
+        });
+        body = await response.json().catch(() => ({}));
+      } catch (err) { /* offline: said below */ }
+      if (!response || response.status !== 201) {
         button.disabled = false;
-        alert(body.error || "The log entry could not be saved.");
+        alert(body.error || "The log entry could not be saved. Check the connection and try again.");
         return;
       }
       // From here on this page *is* the entry's page: a reload shows it with its media.
@@ -220,7 +255,7 @@
   // Tiles rendered by the server: keep following the ones still in progress.
   document.querySelectorAll(".tile[data-media-url]").forEach((tile) => {
     const status = tile.dataset.status;
+    actions(tile, { status, kind: tile.dataset.kind, url: tile.dataset.mediaUrl });
     if (status === "pending" || status === "processing") poll(tile);
-    else actions(tile, { status, kind: tile.dataset.kind, url: tile.dataset.mediaUrl });
   });
 })();
