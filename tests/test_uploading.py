@@ -70,6 +70,7 @@ def test_log_entry_with_a_photo_is_ready_at_once(maintainer_client, machine, pho
     assert media["status"] == "ready"
     assert media["photo_url"].startswith("/media/photos/")
     assert media["url"] == f"/api/media/{media['id']}/"
+    assert media["name"] == "IMG_0002.JPG"  # which file it was, as the phone named it
     assert maintainer_client.get(media["photo_url"]).status_code == 200
 
 

@@ -162,6 +162,7 @@ class LogEntryMedia(models.Model):
             "photo_url": self.photo_url,
             "error": (self.error or "We could not process this file.") if failed else None,
             "url": self.get_absolute_url(),
+            "name": self.original_name,  # as the phone named it, so a maintainer knows which
         }
 
     # --- State transitions (queryset updates: the web and the worker write concurrently) --

@@ -100,7 +100,8 @@
       }
     } else if (media.status === "failed") {
       const box = el("div", { class: "state failed", role: "alert" });
-      box.append(el("strong", {}, "Could not process this video. "), media.error || "");
+      const what = media.name ? `this video (${media.name})` : "this video";
+      box.append(el("strong", {}, `Could not process ${what}. `), media.error || "");
       setBody(tile, box);
     } else {
       const text = media.status === "pending" ? "Waiting to process…"
@@ -229,6 +230,7 @@
       }
       // From here on this page *is* the entry's page: a reload shows it with its media.
       history.replaceState(null, "", body.page_url);
+      document.querySelector("h1").textContent = "Log entry saved";
       entryForm.hidden = true;
       const done = document.getElementById("entry-done");
       done.querySelector("a").href = body.page_url;
