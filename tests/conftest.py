@@ -77,9 +77,29 @@ def machine(db):
     return Machine.objects.create(name="Eight Ball Deluxe")
 
 
+def _flush_queue() -> None:
+    from huey.contrib.djhuey import HUEY
+
+    HUEY.storage.flush_queue()
+    HUEY.storage.flush_schedule()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The huey queue lives in the test database too (PostgreSQL: `test_<name>`, see
+    the_flip/apps/worker/queue.py): create its tables once the database exists."""
+    from huey.contrib.djhuey import HUEY
+
+    with django_db_blocker.unblock():
+        HUEY.storage.initialize_schema()
+    yield
+    HUEY.storage.close()  # else PostgreSQL refuses to drop the test database
+
+
 @pytest.fixture
 def huey_consumer(transactional_db):
-    """A real `manage.py run_huey` process on the test database, stopped after the test."""
+    """A real `manage.py run_worker` process on the test database, stopped after the test."""
+    _flush_queue()  # tasks left over from an earlier test would refer to rows gone now
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "the_flip.settings.test",
@@ -87,11 +107,12 @@ def huey_consumer(transactional_db):
         "THE_FLIP_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
         "THE_FLIP_TEST_MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "PYTHONUNBUFFERED": "1",
+        "WORKER_MAX_TASKS": "0",  # no supervisord here to start a fresh one
     }
     log_path = Path(settings.DATA_DIR) / f"consumer-{time.monotonic_ns()}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_huey"],
+            [sys.executable, "manage.py", "run_worker"],
             cwd=ROOT,
             env=env,
             stdout=log,
