@@ -15,7 +15,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
             cursor.execute("SELECT 1")
         problems, facts = quick_problems()
     except Exception as exc:  # any database failure means unhealthy, and says why
-        return JsonResponse({"status": "error", "reason": f"database unreachable: {exc}"}, 503)
+        body = {"status": "error", "reason": f"database unreachable: {exc}"}
+        return JsonResponse(body, status=503)
     body = {"status": "ok", "database": "ok", **facts}
     if problems:
         body.update(status="error", reason="; ".join(problems))
