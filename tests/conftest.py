@@ -96,11 +96,8 @@ def django_db_setup(django_db_setup, django_db_blocker):
     HUEY.storage.close()  # else PostgreSQL refuses to drop the test database
 
 
-@pytest.fixture
-def huey_consumer(transactional_db):
-    """A real `manage.py run_worker` process on the test database, stopped after the test."""
-    _flush_queue()  # tasks left over from an earlier test would refer to rows gone now
-    env = {
+def _consumer_env(**extra) -> dict:
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "the_flip.settings.test",
         "DATA_DIR": str(settings.DATA_DIR),
@@ -108,19 +105,11 @@ def huey_consumer(transactional_db):
         "THE_FLIP_TEST_MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "PYTHONUNBUFFERED": "1",
         "WORKER_MAX_TASKS": "0",  # no supervisord here to start a fresh one
+        **extra,
     }
-    log_path = Path(settings.DATA_DIR) / f"consumer-{time.monotonic_ns()}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_worker"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    process.log_path = log_path
-    yield process
+
+
+def _stop(process) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -128,6 +117,39 @@ def huey_consumer(transactional_db):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture
+def consumer_factory(transactional_db):
+    """Start real `manage.py run_worker` processes on the test database (each call one more);
+    all are stopped after the test. ``process.log_path`` holds its output."""
+    _flush_queue()  # tasks left over from an earlier test would refer to rows gone now
+    started = []
+
+    def start(**extra_env):
+        log_path = Path(settings.DATA_DIR) / f"consumer-{time.monotonic_ns()}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "run_worker"],
+                cwd=ROOT,
+                env=_consumer_env(**extra_env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        process.log_path = log_path
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        _stop(process)
+
+
+@pytest.fixture
+def huey_consumer(consumer_factory):
+    """A real `manage.py run_worker` process on the test database, stopped after the test."""
+    return consumer_factory()
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
