@@ -19,7 +19,9 @@ _OUTCOME_STATE = {
 
 
 @db_task(context=True)
-def transcode_media(media_id: int, task=None) -> None:
+def transcode_media(media_id: int, task=None, **extra) -> None:
+    # **extra: sentry-sdk's huey integration adds `sentry_headers` to every task enqueued by a
+    # process where Sentry is on; a consumer without Sentry must not crash on it.
     outcome = transcode_video(media_id, cancel=lifecycle.STOPPING)
     if task is not None:
         records.finish(
