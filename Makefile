@@ -64,7 +64,7 @@ web: setup
 	exec $(BIN)/gunicorn --config deploy/gunicorn.conf.py the_flip.wsgi:application
 
 worker: setup
-	exec $(MANAGE) run_huey
+	exec $(MANAGE) run_worker --max-tasks 0
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -74,8 +74,16 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The whole suite on SQLite; then, when TEST_DATABASE_URL names a PostgreSQL database (.ci/run
+# sets it), again on PostgreSQL, minus what never touches Django's database (the pure
+# pipeline tests) and the `postgres` tests (they bring their own server and ran already).
 test: setup axe lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== again with DATABASE_URL=$$TEST_DATABASE_URL"; \
+		DATABASE_URL="$$TEST_DATABASE_URL" $(BIN)/python -m pytest -p no:cacheprovider \
+			--ignore=tests/pipeline -m "not postgres" $(PYTEST_ARGS); \
+	fi
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

@@ -77,29 +77,39 @@ def machine(db):
     return Machine.objects.create(name="Eight Ball Deluxe")
 
 
-@pytest.fixture
-def huey_consumer(transactional_db):
-    """A real `manage.py run_huey` process on the test database, stopped after the test."""
-    env = {
+def _flush_queue() -> None:
+    from huey.contrib.djhuey import HUEY
+
+    HUEY.storage.flush_queue()
+    HUEY.storage.flush_schedule()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The huey queue lives in the test database too (PostgreSQL: `test_<name>`, see
+    the_flip/apps/worker/queue.py): create its tables once the database exists."""
+    from huey.contrib.djhuey import HUEY
+
+    with django_db_blocker.unblock():
+        HUEY.storage.initialize_schema()
+    yield
+    HUEY.storage.close()  # else PostgreSQL refuses to drop the test database
+
+
+def _consumer_env(**extra) -> dict:
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "the_flip.settings.test",
         "DATA_DIR": str(settings.DATA_DIR),
         "THE_FLIP_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
         "THE_FLIP_TEST_MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "PYTHONUNBUFFERED": "1",
+        "WORKER_MAX_TASKS": "0",  # no supervisord here to start a fresh one
+        **extra,
     }
-    log_path = Path(settings.DATA_DIR) / f"consumer-{time.monotonic_ns()}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_huey"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    process.log_path = log_path
-    yield process
+
+
+def _stop(process) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -107,6 +117,39 @@ def huey_consumer(transactional_db):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture
+def consumer_factory(transactional_db):
+    """Start real `manage.py run_worker` processes on the test database (each call one more);
+    all are stopped after the test. ``process.log_path`` holds its output."""
+    _flush_queue()  # tasks left over from an earlier test would refer to rows gone now
+    started = []
+
+    def start(**extra_env):
+        log_path = Path(settings.DATA_DIR) / f"consumer-{time.monotonic_ns()}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "run_worker"],
+                cwd=ROOT,
+                env=_consumer_env(**extra_env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        process.log_path = log_path
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        _stop(process)
+
+
+@pytest.fixture
+def huey_consumer(consumer_factory):
+    """A real `manage.py run_worker` process on the test database, stopped after the test."""
+    return consumer_factory()
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.2, what: str = "condition"):

@@ -1,4 +1,7 @@
-"""Sentry set-up shared by the web and the worker (both load Django settings, so both call this)."""
+"""Sentry set-up shared by the web and the worker (both load Django settings, so both call this).
+
+Personal data stays out by default (the SDK sends none unless told to).
+"""
 
 import os
 
@@ -15,5 +18,4 @@ def init_sentry(dsn: str) -> None:
         release=os.environ.get("SENTRY_RELEASE") or os.environ.get("FLY_IMAGE_REF") or None,
         environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
         traces_sample_rate=float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "0")),
-        send_default_pii=False,
     )

@@ -132,11 +132,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Queue (huey) ---------------------------------------------------------------------------
 
 if USING_POSTGRES:
-    # LISTEN/NOTIFY wakes the consumer the moment a task is enqueued.
+    # LISTEN/NOTIFY wakes the consumer the moment a task is enqueued. huey's connection is
+    # built from DATABASES["default"] whenever it (re)connects, so the queue always lives in
+    # Django's database: under pytest-django that is `test_<name>`, for test process and
+    # consumer subprocess alike (see the_flip/apps/worker/queue.py). After a PostgreSQL
+    # restart huey reconnects by itself (a broken connection is replaced on next use).
+    from the_flip.apps.worker.queue import postgres_connection
+
     HUEY = {
         "huey_class": "huey.PostgresHuey",
         "name": "the_flip",
-        "dsn": DATABASE_URL.replace("postgres://", "postgresql://", 1),
+        "connection": {"connection": postgres_connection},  # djhuey unpacks this dict
         "blocking": True,
         # Tables come from `manage.py setup_queue` (run by `make run` and the container), so
         # importing settings never needs the database to be up.
@@ -155,12 +161,40 @@ else:
 HUEY["consumer"] = {
     "workers": 1,  # one transcode at a time: two cores, and the web must stay responsive
     "worker_type": "thread",
-    "initial_delay": 0.05,  # SQLite is polled; keep pick-up latency low
+    # SQLite is polled: an idle consumer looks every 0.2 s at most (a cheap indexed read),
+    # so a new upload is picked up ~0.1 s after it is queued (bench/pickup.py). PostgreSQL
+    # blocks on LISTEN instead and ignores these.
+    "initial_delay": 0.05,
     "backoff": 1.15,
-    "max_delay": 0.5,
+    "max_delay": float(os.environ.get("WORKER_MAX_POLL_DELAY", "0.2")),
     "check_worker_health": True,
     "periodic": True,
 }
+
+# --- Worker policy (run_worker, chores, health) ---------------------------------------------
+
+# A video is tried at most this many times (an attempt that dies, hangs or runs out of memory
+# counts; a graceful stop for a deploy does not), then fails with the original kept.
+TRANSCODE_MAX_ATTEMPTS = int(os.environ.get("TRANSCODE_MAX_ATTEMPTS", "3"))
+# `processing` with no progress heartbeat (written ~1/s) for this long: its worker died.
+TRANSCODE_STALE_SECONDS = int(os.environ.get("TRANSCODE_STALE_SECONDS", "120"))
+# At consumer start-up no other worker is running, so the margin is small.
+WORKER_STARTUP_STALE_SECONDS = float(os.environ.get("WORKER_STARTUP_STALE_SECONDS", "5"))
+# `pending` this long with no task in the queue for it: the task was lost; enqueue again.
+TRANSCODE_REQUEUE_PENDING_SECONDS = int(os.environ.get("TRANSCODE_REQUEUE_PENDING_SECONDS", "60"))
+# A video pending, or processing without a sign of life, this long is "stuck" (healthz 503).
+STUCK_AFTER_SECONDS = int(os.environ.get("STUCK_AFTER_SECONDS", str(15 * 60)))
+# The consumer exits after this many tasks (chores not counted); supervisord starts a fresh one.
+WORKER_MAX_TASKS = int(os.environ.get("WORKER_MAX_TASKS", "5"))
+WORKER_MIN_LIFETIME = float(os.environ.get("WORKER_MIN_LIFETIME", "5"))  # > supervisord startsecs
+# Graceful stop: cancelling ffmpeg takes ~0.1 s; never wait longer than this (supervisord's
+# stopwaitsecs is 25).
+WORKER_SHUTDOWN_TIMEOUT = float(os.environ.get("WORKER_SHUTDOWN_TIMEOUT", "15"))
+# Task log pruning, orphaned media files and stale temp files (the hourly `prune` chore).
+TASK_RECORDS_KEEP_SUCCEEDED = int(os.environ.get("TASK_RECORDS_KEEP_SUCCEEDED", "50"))
+TASK_RECORDS_KEEP_FAILED_DAYS = int(os.environ.get("TASK_RECORDS_KEEP_FAILED_DAYS", "90"))
+ORPHAN_FILE_MIN_AGE = int(os.environ.get("ORPHAN_FILE_MIN_AGE", "3600"))
+TEMP_FILE_MAX_AGE = int(os.environ.get("TEMP_FILE_MAX_AGE", str(6 * 3600)))
 
 # --- Auth -----------------------------------------------------------------------------------
 
@@ -255,6 +289,7 @@ LOGGING = {
 # --- Sentry ---------------------------------------------------------------------------------
 
 SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+SENTRY_CRONS_MONITOR = os.environ.get("SENTRY_CRONS_MONITOR", "the-flip-worker")
 if SENTRY_DSN:
     from the_flip.sentry import init_sentry
 

@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models.functions import Greatest
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.urls import reverse
@@ -175,9 +176,23 @@ class LogEntryMedia(models.Model):
             setattr(self, name, value)
         return bool(updated)
 
+    def _transition(self, from_states: tuple[str, ...], **fields) -> bool:
+        """Like _update, but only when the row is still in one of ``from_states`` (so two
+        workers, or a worker and a reset, never both win the same transition)."""
+        fields.setdefault("updated_at", timezone.now())
+        updated = LogEntryMedia.objects.filter(pk=self.pk, transcode_status__in=from_states).update(
+            **fields
+        )
+        if updated:
+            self.refresh_from_db()
+        return bool(updated)
+
     def start_processing(self) -> bool:
+        """pending → processing, counting one attempt. False when someone else has it (or it
+        is gone): the caller must then leave it alone."""
         now = timezone.now()
-        started = self._update(
+        return self._transition(
+            (self.Status.PENDING,),
             transcode_status=self.Status.PROCESSING,
             attempts=models.F("attempts") + 1,
             processing_started_at=now,
@@ -186,9 +201,6 @@ class LogEntryMedia(models.Model):
             error="",
             error_detail="",
         )
-        if started:
-            self.refresh_from_db(fields=["attempts"])
-        return started
 
     def record_progress(self, percent: int) -> None:
         """Called about once a second by the pipeline; doubles as the worker's heartbeat."""
@@ -217,9 +229,24 @@ class LogEntryMedia(models.Model):
             error_detail=detail[-8000:],
         )
 
-    def mark_pending(self) -> bool:
-        """Back in line: used when a worker stops mid-transcode or a retry is asked for."""
-        return self._update(transcode_status=self.Status.PENDING, progress=None)
+    def mark_pending(self, *, count_attempt: bool = True) -> bool:
+        """processing → pending (back in line): a worker stopped mid-transcode, or a reset
+        found it stale. A graceful stop (a deploy) passes count_attempt=False: that attempt
+        was not the video's fault and does not count towards giving up."""
+        fields = {"transcode_status": self.Status.PENDING, "progress": None}
+        if not count_attempt:
+            fields["attempts"] = Greatest(models.F("attempts") - 1, 0)
+        return self._transition((self.Status.PROCESSING, self.Status.PENDING), **fields)
+
+    def give_up(self, attempts: int) -> bool:
+        """After too many attempts (each one died or hung), stop trying; keep the original so
+        an admin can retry."""
+        return self._transition(
+            (self.Status.PROCESSING, self.Status.PENDING),
+            transcode_status=self.Status.FAILED,
+            progress=None,
+            error=f"We tried {attempts} times and could not process this video.",
+        )
 
     def retry(self) -> bool:
         """Give a failed video a fresh set of attempts (the page's and the admin's Retry)."""

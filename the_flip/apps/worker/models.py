@@ -20,3 +20,46 @@ class WorkerHeartbeat(models.Model):
     def age_seconds(cls) -> float | None:
         beat = cls.objects.filter(id=1).values_list("beat_at", flat=True).first()
         return None if beat is None else (timezone.now() - beat).total_seconds()
+
+
+class TaskRecord(models.Model):
+    """One run of a queued task, for the admin: what ran, when, how it ended, and why not.
+
+    Written by huey's signals (queued → running → succeeded/failed) and, for transcodes, by
+    the glue (which knows the media's outcome and ffmpeg's last words). Pruned by a chore.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        INTERRUPTED = "interrupted"
+
+    task_id = models.CharField(max_length=64, db_index=True)
+    task_name = models.CharField(max_length=100)
+    media = models.ForeignKey(
+        "maintenance.LogEntryMedia",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="task_records",
+    )
+    state = models.CharField(
+        max_length=12, choices=State.choices, default=State.QUEUED, db_index=True
+    )
+    attempt = models.PositiveSmallIntegerField(null=True, blank=True)
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    duration = models.FloatField(null=True, blank=True, help_text="seconds")
+    error = models.TextField(blank=True)
+    stderr_tail = models.TextField(blank=True, help_text="ffmpeg's last words")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["state", "finished_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} {self.task_id[:8]} ({self.state})"

@@ -19,24 +19,52 @@ from the_flip.apps.maintenance.models import LogEntryMedia, generated_name
 log = logging.getLogger(__name__)
 
 
-def transcode_video(media_id: int, cancel: threading.Event | None = None) -> str:
+class Outcome(str):
+    """The status a transcode ended in ("ready", "failed", "pending", "gone", ...), plus what
+    the task log wants to know about it. A str, so callers can compare it to a status."""
+
+    attempt: int | None = None
+    error: str = ""
+    stderr_tail: str = ""
+
+    @classmethod
+    def of(cls, status: str, media: LogEntryMedia | None = None, **extra) -> "Outcome":
+        outcome = cls(status)
+        outcome.attempt = media.attempts if media is not None else None
+        for name, value in extra.items():
+            setattr(outcome, name, value)
+        return outcome
+
+
+def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Outcome:
     """Transcode one uploaded video; return the status it ended in.
 
-    Safe to call twice for the same id (a duplicate delivery finds it ready and stops), and
-    safe when the maintainer deletes the video meanwhile (the outputs are thrown away).
+    Safe to call twice for the same id (a duplicate delivery finds it taken, ready or failed
+    and stops), and safe when the maintainer deletes the video meanwhile (the outputs are
+    thrown away). Setting ``cancel`` (the worker is stopping) kills ffmpeg and puts the video
+    back in line, re-enqueued, without counting the attempt.
     """
     media = LogEntryMedia.objects.filter(pk=media_id, kind=LogEntryMedia.Kind.VIDEO).first()
     if media is None:
         log.info("media %s: gone before its transcode started; nothing to do", media_id)
-        return "gone"
-    if media.transcode_status in (LogEntryMedia.Status.READY, LogEntryMedia.Status.FAILED):
+        return Outcome.of("gone")
+    if media.transcode_status != LogEntryMedia.Status.PENDING:
         log.info("media %s: already %s; skipping", media_id, media.transcode_status)
-        return media.transcode_status
+        return Outcome.of("skipped", media)
+    if cancel is not None and cancel.is_set():
+        media.schedule_transcode()  # the worker is stopping: leave it for the next one
+        return Outcome.of("pending", media)
     if not media.file or not Path(media.file.path).is_file():
         media.mark_failed("The uploaded file is missing. Upload the video again.")
-        return LogEntryMedia.Status.FAILED
+        return Outcome.of(LogEntryMedia.Status.FAILED, media, error=media.error)
+    max_attempts = settings.TRANSCODE_MAX_ATTEMPTS
+    if media.attempts >= max_attempts:
+        give_up(media, max_attempts)
+        return Outcome.of(LogEntryMedia.Status.FAILED, media, error=media.error)
+    if not media.start_processing():
+        log.info("media %s: taken by another worker; skipping", media_id)
+        return Outcome.of("skipped", media)
 
-    media.start_processing()
     log.info("media %s: transcoding %s (attempt %s)", media_id, media.file.name, media.attempts)
     work_root = Path(settings.TRANSCODE_WORK_DIR)
     work_root.mkdir(parents=True, exist_ok=True)
@@ -50,12 +78,45 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> str
             on_progress=media.record_progress,
             cancel=cancel,
         )
-        return _store_result(media, result)
+        return Outcome.of(_store_result(media, result), media, stderr_tail=result.stderr_tail)
+    except pipeline.TranscodeCancelled:
+        # A deploy or a restart, not the video's fault: back in line, attempt not counted.
+        media.mark_pending(count_attempt=False)
+        media.schedule_transcode()
+        log.info("media %s: transcode stopped (worker stopping); queued again", media_id)
+        return Outcome.of("pending", media, error="stopped: the worker was shutting down")
     except pipeline.MediaError as failure:
         _record_failure(media, failure)
-        return LogEntryMedia.Status.FAILED
+        return Outcome.of(
+            LogEntryMedia.Status.FAILED, media, error=failure.reason, stderr_tail=failure.detail
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def give_up(media: LogEntryMedia, attempts: int) -> bool:
+    """Too many attempts died or hung: fail the video (original kept) and tell Sentry once."""
+    if not media.give_up(attempts):
+        return False
+    log.error("media %s: given up after %s attempts", media.pk, attempts)
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("media_id", media.pk)
+        scope.set_tag("failure", "gave_up")
+        scope.set_context(
+            "transcode",
+            {
+                "media_id": media.pk,
+                "attempts": attempts,
+                "probe": media.source_summary,
+                "processing_started_at": str(media.processing_started_at),
+                "heartbeat_at": str(media.heartbeat_at),
+            },
+        )
+        scope.fingerprint = ["transcode-gave-up"]
+        sentry_sdk.capture_message(
+            f"Video {media.pk} stuck: gave up after {attempts} attempts", level="error"
+        )
+    return True
 
 
 def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> str:

@@ -1,0 +1,142 @@
+"""/healthz and `manage.py check_worker`: volunteers are told clearly when something is wrong."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from the_flip.apps.worker.models import TaskRecord, WorkerHeartbeat
+
+from .worker_helpers import flush_queue, make_video
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def empty_queue():
+    flush_queue()
+
+
+def beat(seconds_ago: float) -> None:
+    WorkerHeartbeat.objects.update_or_create(
+        id=1, defaults={"beat_at": timezone.now() - timedelta(seconds=seconds_ago), "pid": 1}
+    )
+
+
+def check_worker(capsys) -> tuple[int, str, str]:
+    """Run the command as `manage.py` would: returning normally is exit status 0."""
+    try:
+        call_command("check_worker")
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_healthz_is_ok_with_a_fresh_heartbeat_and_nothing_stuck(client):
+    beat(10)
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["database"] == "ok" and body["stuck_videos"] == 0
+    assert response["Cache-Control"].startswith("max-age=0")
+
+
+def test_healthz_is_503_without_any_heartbeat(client):
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["reason"] == "the worker has never reported in"
+
+
+def test_healthz_is_503_when_the_heartbeat_is_old(client):
+    beat(600)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert "no worker heartbeat for 600 s" in response.json()["reason"]
+
+
+def test_a_long_transcode_that_reports_progress_keeps_the_worker_healthy(client, machine):
+    beat(600)  # the heartbeat task waits behind a long transcode on the only worker thread
+    make_video(machine, status="processing", attempts=1, age=1800, heartbeat_age=1)
+    assert client.get("/healthz").status_code == 200
+
+
+def test_healthz_is_503_when_a_video_is_stuck(client, machine):
+    beat(5)
+    make_video(machine, status="pending", age=16 * 60)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "error"
+    assert (
+        "1 video(s) stuck in pending/processing for over 15 minutes" in (response.json()["reason"])
+    )
+
+
+def test_healthz_is_503_when_the_database_is_unreachable(client, monkeypatch):
+    from the_flip.apps.worker import views
+
+    class BrokenCursor:
+        def __enter__(self):
+            raise OSError("connection refused")
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(views.connection, "cursor", lambda: BrokenCursor())
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "error",
+        "reason": "database unreachable: connection refused",
+    }
+
+
+def test_check_worker_healthy(capsys, machine):
+    beat(20)
+    media = make_video(machine, status="ready")
+    assert media.transcode_status == "ready"
+    code, out, err = check_worker(capsys)
+    assert code == 0, err
+    assert "succeeded (24 h):     1" in out
+    assert "queue length:         0" in out
+    assert "OK: the worker is healthy." in out
+
+
+def test_check_worker_failing_names_the_latest_reason(capsys, machine):
+    beat(20)
+    make_video(machine, status="failed", error="This file is not a video we can read.")
+    code, out, err = check_worker(capsys)
+    assert code == 1
+    assert "failed (24 h):        1" in out
+    assert "This file is not a video we can read." in out
+    assert "every video in the last 24 h failed" in err
+
+
+def test_check_worker_stuck_and_queue(capsys, machine, django_capture_on_commit_callbacks):
+    beat(20)
+    stuck = make_video(machine, status="processing", attempts=1, age=3600, heartbeat_age=1200)
+    waiting = make_video(machine, status="pending")
+    with django_capture_on_commit_callbacks(execute=True):
+        waiting.schedule_transcode()
+    TaskRecord.objects.filter(media=waiting).update(
+        enqueued_at=timezone.now() - timedelta(minutes=20)
+    )
+    code, out, err = check_worker(capsys)
+    assert code == 1
+    assert "queue length:         1" in out
+    assert "oldest queued task:   20 min" in out
+    assert f"video {stuck.pk}: processing" in out
+    assert "stuck in pending/processing" in err
+    assert "the oldest queued task has waited 20 minutes" in err
+
+
+def test_check_worker_without_heartbeat_and_json(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        call_command("check_worker", "--json")
+    body = json.loads(capsys.readouterr().out)
+    assert exit_.value.code == 1
+    assert body["status"] == "error"
+    assert body["problems"] == ["the worker has never reported in"]

@@ -1,0 +1,156 @@
+"""The chores that keep a volunteer-run worker from losing, sticking or piling up anything."""
+
+import os
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from the_flip.apps.maintenance.models import LogEntryMedia
+from the_flip.apps.worker import chores
+from the_flip.apps.worker.models import TaskRecord
+
+from .worker_helpers import flush_queue, make_video, queued_ids
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def empty_queue():
+    flush_queue()
+    yield
+    flush_queue()
+
+
+def reset(django_capture_on_commit_callbacks, **kwargs):
+    with django_capture_on_commit_callbacks(execute=True):
+        return chores.reset_stale_transcodes(**kwargs)
+
+
+def test_processing_with_a_stale_heartbeat_goes_back_in_line_and_is_enqueued(
+    machine, settings, django_capture_on_commit_callbacks
+):
+    dead = make_video(machine, status="processing", attempts=1, age=600, heartbeat_age=300)
+    alive = make_video(machine, status="processing", attempts=1, age=600, heartbeat_age=2)
+    counts = reset(django_capture_on_commit_callbacks)
+    assert counts == {"requeued": 1, "gave_up": 0}
+    dead.refresh_from_db()
+    alive.refresh_from_db()
+    assert dead.transcode_status == "pending" and dead.attempts == 1
+    assert alive.transcode_status == "processing"
+    assert queued_ids() == [dead.pk]
+    assert dead.file and os.path.exists(dead.file.path), "the original stays until success"
+
+
+def test_pending_with_nothing_queued_is_enqueued_once(machine, django_capture_on_commit_callbacks):
+    lost = make_video(machine, status="pending", age=120)
+    fresh = make_video(machine, status="pending", age=5)  # its on_commit enqueue is coming
+    assert reset(django_capture_on_commit_callbacks)["requeued"] == 1
+    assert queued_ids() == [lost.pk]
+    # Next minute: it is in the queue now, so nothing is added twice.
+    lost.refresh_from_db()
+    LogEntryMedia.objects.filter(pk=lost.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=120)
+    )
+    assert reset(django_capture_on_commit_callbacks)["requeued"] == 0
+    assert queued_ids() == [lost.pk]
+    assert fresh.pk not in queued_ids()
+
+
+def test_after_three_attempts_the_video_fails_with_a_plain_reason_and_keeps_its_original(
+    machine, django_capture_on_commit_callbacks
+):
+    media = make_video(machine, status="processing", attempts=3, age=900, heartbeat_age=600)
+    TaskRecord.objects.create(task_id="t1", task_name="transcode_media", media=media,
+                              state="running", started_at=timezone.now())  # fmt: skip
+    assert reset(django_capture_on_commit_callbacks) == {"requeued": 0, "gave_up": 1}
+    media.refresh_from_db()
+    assert media.transcode_status == "failed"
+    assert media.error == "We tried 3 times and could not process this video."
+    assert media.as_json()["error"] == media.error
+    assert os.path.exists(media.file.path)
+    assert queued_ids() == []
+    assert TaskRecord.objects.get(task_id="t1").state == "interrupted"
+    # The admin's retry gives it a fresh set of attempts.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert media.retry()
+    media.refresh_from_db()
+    assert media.transcode_status == "pending" and media.attempts == 0
+    assert queued_ids() == [media.pk]
+
+
+def test_a_graceful_stop_does_not_count_the_attempt(machine):
+    media = make_video(machine, status="pending", attempts=1)
+    assert media.start_processing()
+    assert media.attempts == 2
+    assert not media.start_processing(), "only one worker wins the same video"
+    assert media.mark_pending(count_attempt=False)
+    media.refresh_from_db()
+    assert (media.transcode_status, media.attempts) == ("pending", 1)
+
+
+def test_pruning_keeps_the_last_50_successes_and_90_days_of_failures(machine, settings):
+    now = timezone.now()
+    TaskRecord.objects.bulk_create(
+        TaskRecord(task_id=f"s{i}", task_name="transcode_media", state="succeeded",
+                   enqueued_at=now - timedelta(minutes=i), finished_at=now)
+        for i in range(500)
+    )  # fmt: skip
+    TaskRecord.objects.bulk_create(
+        TaskRecord(task_id=f"f{i}", task_name="transcode_media", state="failed",
+                   finished_at=now - timedelta(days=i))
+        for i in range(200)
+    )  # fmt: skip
+    TaskRecord.objects.create(task_id="lost", task_name="transcode_media", state="running",
+                              started_at=now - timedelta(days=2))  # fmt: skip
+    newest = list(
+        TaskRecord.objects.filter(state="succeeded").order_by("-id").values_list("id", flat=True)
+    )[:50]
+    chores.prune_task_records()
+    assert sorted(TaskRecord.objects.filter(state="succeeded").values_list("id", flat=True)) == (
+        sorted(newest)
+    )
+    failures = TaskRecord.objects.filter(state="failed")
+    assert failures.count() == 90  # 0..89 days old
+    assert TaskRecord.objects.get(task_id="lost").state == "interrupted"
+    chores.prune_task_records()  # idempotent
+    assert TaskRecord.objects.filter(state="succeeded").count() == 50
+
+
+def _age(path, seconds):
+    old = time.time() - seconds
+    os.utime(path, (old, old))
+
+
+def test_orphaned_media_files_older_than_an_hour_are_removed(machine, settings):
+    media = make_video(machine)
+    root = settings.MEDIA_ROOT
+    orphan = root / "originals" / "2026" / "01" / "orphan.mov"
+    recent = root / "originals" / "2026" / "01" / "just-uploaded.mov"
+    for path in (orphan, recent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    _age(orphan, 7200)
+    _age(media.file.path, 7200)
+    removed = chores.remove_orphaned_files()
+    assert removed == ["originals/2026/01/orphan.mov"]
+    assert not orphan.exists() and recent.exists() and os.path.exists(media.file.path)
+
+
+def test_stale_temp_files_are_removed(settings):
+    work = settings.TRANSCODE_WORK_DIR
+    uploads = settings.FILE_UPLOAD_TEMP_DIR
+    work.mkdir(parents=True, exist_ok=True)
+    dead = work / "media-7-abc"
+    live = work / "media-8-def"
+    for folder in (dead, live):
+        (folder / "transcode-x").mkdir(parents=True)
+        (folder / "transcode-x" / "video.mp4").write_bytes(b"x")
+    stale_upload = uploads / "tmpabc.upload"
+    stale_upload.write_bytes(b"x")
+    for path in [dead, *dead.rglob("*"), stale_upload]:
+        _age(path, 7 * 3600)
+    chores.remove_stale_temp_files()
+    assert not dead.exists() and not stale_upload.exists()
+    assert (live / "transcode-x" / "video.mp4").exists()

@@ -1,0 +1,176 @@
+"""The worker's periodic chores as plain functions (tasks.py schedules them; tests call them).
+
+- reset_stale_transcodes: nothing is ever lost or stuck (huey alone is at-most-once).
+- prune_task_records, remove_orphaned_files, remove_stale_temp_files: nothing piles up.
+"""
+
+import contextlib
+import logging
+import os
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from the_flip.apps.maintenance.models import LogEntryMedia
+
+from .models import TaskRecord
+from .queue import queued_media_ids
+from .transcoding import give_up
+
+log = logging.getLogger(__name__)
+
+
+def reset_stale_transcodes(stale_after: float | None = None) -> dict[str, int]:
+    """Put videos whose worker died back in line, and queue videos nobody is going to take.
+
+    - ``processing`` whose heartbeat (written ~1/s while ffmpeg runs) is older than
+      ``stale_after`` seconds (TRANSCODE_STALE_SECONDS): the worker died (SIGKILL, OOM,
+      power). Back to pending and re-enqueued.
+    - ``pending`` for longer than TRANSCODE_REQUEUE_PENDING_SECONDS with no task for it in
+      the queue: the task was lost (dequeued by a worker that then died). Re-enqueued.
+    - Either one after TRANSCODE_MAX_ATTEMPTS attempts: failed, original kept, Sentry told.
+    """
+    now = timezone.now()
+    if stale_after is None:
+        stale_after = settings.TRANSCODE_STALE_SECONDS
+    max_attempts = settings.TRANSCODE_MAX_ATTEMPTS
+    counts = {"requeued": 0, "gave_up": 0}
+    videos = LogEntryMedia.objects.filter(kind=LogEntryMedia.Kind.VIDEO)
+    stale = videos.filter(transcode_status=LogEntryMedia.Status.PROCESSING).filter(
+        Q(heartbeat_at__lt=now - timedelta(seconds=stale_after)) | Q(heartbeat_at__isnull=True)
+    )
+    queued = queued_media_ids()
+    for media in stale:
+        TaskRecord.objects.filter(
+            media=media, state__in=[TaskRecord.State.RUNNING, TaskRecord.State.QUEUED]
+        ).update(
+            state=TaskRecord.State.INTERRUPTED,
+            finished_at=now,
+            error="the worker stopped responding (killed or out of memory?)",
+        )
+        if media.attempts >= max_attempts:
+            counts["gave_up"] += give_up(media, max_attempts)
+        elif media.mark_pending():
+            log.warning(
+                "media %s: worker stopped responding (attempt %s); queued again",
+                media.pk,
+                media.attempts,
+            )
+            if media.pk not in queued:
+                media.schedule_transcode()
+            counts["requeued"] += 1
+    pending_since = now - timedelta(seconds=settings.TRANSCODE_REQUEUE_PENDING_SECONDS)
+    lost = videos.filter(
+        transcode_status=LogEntryMedia.Status.PENDING, updated_at__lt=pending_since
+    ).exclude(pk__in=queued)
+    for media in lost:
+        if media.attempts >= max_attempts:
+            counts["gave_up"] += give_up(media, max_attempts)
+            continue
+        log.warning("media %s: pending with nothing queued for it; queued again", media.pk)
+        media._update()  # touch updated_at: not again before the queue had its chance
+        media.schedule_transcode()
+        counts["requeued"] += 1
+    return counts
+
+
+def prune_task_records() -> int:
+    """Keep the last TASK_RECORDS_KEEP_SUCCEEDED successes and TASK_RECORDS_KEEP_FAILED_DAYS
+    of failures; records of tasks lost long ago become failures first."""
+    now = timezone.now()
+    TaskRecord.objects.filter(state__in=[TaskRecord.State.QUEUED, TaskRecord.State.RUNNING]).filter(
+        Q(started_at__lt=now - timedelta(days=1))
+        | Q(started_at__isnull=True, enqueued_at__lt=now - timedelta(days=1))
+    ).update(state=TaskRecord.State.INTERRUPTED, finished_at=now, error="lost: never finished")
+    keep = settings.TASK_RECORDS_KEEP_SUCCEEDED
+    succeeded = TaskRecord.objects.filter(state=TaskRecord.State.SUCCEEDED)
+    newest = list(succeeded.order_by("-id").values_list("id", flat=True)[:keep])
+    deleted, _ = succeeded.exclude(id__in=newest).delete() if newest else succeeded.delete()
+    cutoff = now - timedelta(days=settings.TASK_RECORDS_KEEP_FAILED_DAYS)
+    failures = TaskRecord.objects.filter(
+        state__in=[TaskRecord.State.FAILED, TaskRecord.State.INTERRUPTED]
+    )
+    old_failures, _ = failures.filter(
+        Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, enqueued_at__lt=cutoff)
+    ).delete()
+    return deleted + old_failures
+
+
+def _older_than(path: Path, seconds: float, now: float) -> bool:
+    try:
+        return now - path.lstat().st_mtime > seconds
+    except FileNotFoundError:
+        return False
+
+
+def remove_orphaned_files(min_age: float | None = None) -> list[str]:
+    """Delete files in MEDIA_ROOT that no media row references, once older than ``min_age``
+    seconds (ORPHAN_FILE_MIN_AGE, an hour: an upload being saved is never touched)."""
+    if min_age is None:
+        min_age = settings.ORPHAN_FILE_MIN_AGE
+    root = Path(settings.MEDIA_ROOT)
+    if not root.is_dir():
+        return []
+    referenced = set()
+    for names in LogEntryMedia.objects.values_list("file", "transcoded_file", "poster_file"):
+        referenced.update(name for name in names if name)
+    now, removed = time.time(), []
+    for path in root.rglob("*"):
+        if path.is_dir() or (path.is_symlink() and not path.exists()):
+            continue
+        name = path.relative_to(root).as_posix()
+        if name in referenced or not _older_than(path, min_age, now):
+            continue
+        # Re-check just before deleting: a row may have appeared since we listed them.
+        if LogEntryMedia.objects.filter(
+            Q(file=name) | Q(transcoded_file=name) | Q(poster_file=name)
+        ).exists():
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(name)
+    _remove_empty_dirs(root, min_age, now)
+    if removed:
+        log.info("removed %d orphaned media file(s): %s", len(removed), ", ".join(removed[:20]))
+    return removed
+
+
+def remove_stale_temp_files(max_age: float | None = None) -> list[str]:
+    """Delete leftovers under DATA_DIR/tmp (upload temp files, transcode work dirs of a
+    worker that died) untouched for ``max_age`` seconds (TEMP_FILE_MAX_AGE)."""
+    if max_age is None:
+        max_age = settings.TEMP_FILE_MAX_AGE
+    roots = {
+        Path(settings.DATA_DIR) / "tmp",
+        Path(settings.FILE_UPLOAD_TEMP_DIR),
+        Path(settings.TRANSCODE_WORK_DIR),
+    }
+    now, removed = time.time(), []
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for entry in root.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                if entry in roots:
+                    continue
+                newest = max((p.lstat().st_mtime for p in [entry, *entry.rglob("*")]), default=now)
+                if now - newest > max_age:
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed.append(str(entry))
+            elif _older_than(entry, max_age, now):
+                entry.unlink(missing_ok=True)
+                removed.append(str(entry))
+    if removed:
+        log.info("removed %d stale temp file(s)", len(removed))
+    return removed
+
+
+def _remove_empty_dirs(root: Path, min_age: float, now: float) -> None:
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+        if _older_than(folder, min_age, now):
+            with contextlib.suppress(OSError):  # not empty
+                os.rmdir(folder)

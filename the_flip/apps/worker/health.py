@@ -1,0 +1,124 @@
+"""Is the worker healthy? One place answers, for /healthz (cheap) and check_worker (full)."""
+
+import os
+import threading
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from the_flip.apps.maintenance.models import LogEntryMedia
+
+from .models import TaskRecord, WorkerHeartbeat
+
+_last_beat = 0.0
+_beat_lock = threading.Lock()
+
+
+def beat(*, throttle: float = 0.0) -> bool:
+    """The consumer is alive: write the heartbeat row and check in to Sentry Crons.
+
+    Called by the heartbeat task every minute and, throttled, from a running transcode's
+    progress (a long transcode occupies the only worker thread, so the periodic task waits)."""
+    global _last_beat
+    with _beat_lock:
+        now = time.monotonic()
+        if throttle and now - _last_beat < throttle:
+            return False
+        _last_beat = now
+    WorkerHeartbeat.beat(os.getpid())
+    if settings.SENTRY_DSN:
+        from sentry_sdk.crons import capture_checkin
+        from sentry_sdk.crons.consts import MonitorStatus
+
+        capture_checkin(
+            monitor_slug=settings.SENTRY_CRONS_MONITOR,
+            status=MonitorStatus.OK,
+            monitor_config={
+                "schedule": {"type": "interval", "value": 1, "unit": "minute"},
+                "checkin_margin": 3,
+                "max_runtime": 1,
+                "failure_issue_threshold": 2,
+                "recovery_threshold": 1,
+            },
+        )
+    return True
+
+
+def heartbeat_age() -> float | None:
+    """Seconds since the consumer last showed life: its heartbeat row or a transcode's
+    progress, whichever is newer."""
+    beat_at = WorkerHeartbeat.objects.filter(id=1).values_list("beat_at", flat=True).first()
+    progress_at = LogEntryMedia.objects.filter(
+        transcode_status=LogEntryMedia.Status.PROCESSING
+    ).aggregate(latest=Max("heartbeat_at"))["latest"]
+    latest = max((t for t in (beat_at, progress_at) if t is not None), default=None)
+    return None if latest is None else max(0.0, (timezone.now() - latest).total_seconds())
+
+
+def stuck_media():
+    """Videos waiting in line, or processing without a sign of life, for STUCK_AFTER_SECONDS
+    (15 minutes). A long transcode that still reports progress is not stuck."""
+    since = timezone.now() - timedelta(seconds=settings.STUCK_AFTER_SECONDS)
+    return LogEntryMedia.objects.filter(kind=LogEntryMedia.Kind.VIDEO).filter(
+        Q(transcode_status=LogEntryMedia.Status.PENDING, updated_at__lt=since)
+        | Q(transcode_status=LogEntryMedia.Status.PROCESSING, heartbeat_at__lt=since)
+        | Q(transcode_status=LogEntryMedia.Status.PROCESSING, heartbeat_at__isnull=True)
+    )
+
+
+def quick_problems() -> tuple[list[str], dict]:
+    """What /healthz checks: heartbeat fresh, nothing stuck. Two cheap indexed queries."""
+    problems, facts = [], {}
+    age = heartbeat_age()
+    facts["worker_heartbeat_age"] = None if age is None else round(age, 1)
+    limit = settings.WORKER_HEARTBEAT_MAX_AGE
+    if age is None:
+        problems.append("the worker has never reported in")
+    elif age > limit:
+        problems.append(f"no worker heartbeat for {int(age)} s (limit {limit} s)")
+    stuck = stuck_media().count()
+    facts["stuck_videos"] = stuck
+    if stuck:
+        minutes = settings.STUCK_AFTER_SECONDS // 60
+        problems.append(f"{stuck} video(s) stuck in pending/processing for over {minutes} minutes")
+    return problems, facts
+
+
+def full_report() -> tuple[list[str], dict]:
+    """What check_worker prints: quick_problems plus the last day's outcomes and the queue."""
+    from .queue import oldest_queued_age, queue_length
+
+    problems, facts = quick_problems()
+    since = timezone.now() - timedelta(hours=24)
+    recent = LogEntryMedia.objects.filter(kind=LogEntryMedia.Kind.VIDEO, updated_at__gte=since)
+    facts["succeeded_24h"] = recent.filter(transcode_status=LogEntryMedia.Status.READY).count()
+    failed = recent.filter(transcode_status=LogEntryMedia.Status.FAILED).order_by("-updated_at")
+    facts["failed_24h"] = failed.count()
+    latest = failed.first()
+    facts["latest_failure"] = (
+        {"media": latest.pk, "at": latest.updated_at.isoformat(), "reason": latest.error}
+        if latest
+        else None
+    )
+    task_failures = TaskRecord.objects.filter(
+        state=TaskRecord.State.FAILED, finished_at__gte=since
+    ).exclude(task_name="transcode_media")
+    facts["chore_failures_24h"] = task_failures.count()
+    facts["queue_length"] = queue_length()
+    oldest = oldest_queued_age()
+    facts["oldest_queued_age"] = None if oldest is None else round(oldest, 1)
+    facts["stuck"] = [
+        {"media": m.pk, "status": m.transcode_status, "since": m.updated_at.isoformat()}
+        for m in stuck_media()[:20]
+    ]
+    if facts["failed_24h"] and not facts["succeeded_24h"]:
+        problems.append(
+            f"every video in the last 24 h failed ({facts['failed_24h']}); "
+            f"latest: {latest.error or 'no reason recorded'}"
+        )
+    if oldest is not None and oldest > settings.STUCK_AFTER_SECONDS:
+        problems.append(f"the oldest queued task has waited {int(oldest // 60)} minutes")
+    return problems, facts
