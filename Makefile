@@ -9,7 +9,6 @@ PORT ?= 8000
 DATA_DIR ?= $(CURDIR)/data
 export PORT DATA_DIR
 export PATH := $(BIN):$(PATH)
-export DJANGO_SETTINGS_MODULE ?= the_flip.settings.prod
 
 MANAGE := $(BIN)/python manage.py
 
