@@ -1,6 +1,7 @@
 """gunicorn settings for the_flip, each overridable by an environment variable.
 
-Used by deploy/supervisord.conf (program "web"): `gunicorn -c deploy/gunicorn.conf.py the_flip.wsgi`.
+Used by deploy/supervisord.conf (program "web"):
+    gunicorn -c deploy/gunicorn.conf.py the_flip.wsgi
 """
 
 import os
