@@ -1,0 +1,96 @@
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from .models import LogEntry, LogEntryMedia
+
+
+class LogEntryMediaInline(admin.TabularInline):
+    model = LogEntryMedia
+    fields = ["kind", "transcode_status", "progress", "error", "original_name"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = True
+    show_change_link = True
+
+
+@admin.register(LogEntry)
+class LogEntryAdmin(admin.ModelAdmin):
+    list_display = ["id", "machine", "author", "created_at", "short_text", "media_count"]
+    list_filter = ["machine", "created_at"]
+    search_fields = ["text", "machine__name"]
+    date_hierarchy = "created_at"
+    list_select_related = ["machine", "author"]
+    inlines = [LogEntryMediaInline]
+
+    @admin.display(description="text")
+    def short_text(self, entry: LogEntry) -> str:
+        return entry.text[:80]
+
+    @admin.display(description="media")
+    def media_count(self, entry: LogEntry) -> int:
+        return entry.media.count()
+
+
+@admin.register(LogEntryMedia)
+class LogEntryMediaAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "kind",
+        "transcode_status",
+        "progress",
+        "attempts",
+        "duration",
+        "size",
+        "log_entry",
+        "error",
+        "updated_at",
+    ]
+    list_filter = ["kind", "transcode_status", "created_at"]
+    search_fields = ["original_name", "error", "source_summary", "log_entry__machine__name"]
+    list_select_related = ["log_entry__machine"]
+    readonly_fields = [
+        "log_entry",
+        "kind",
+        "file",
+        "transcoded_file",
+        "poster_file",
+        "preview",
+        "original_name",
+        "original_size",
+        "transcode_status",
+        "progress",
+        "duration",
+        "width",
+        "height",
+        "attempts",
+        "source_summary",
+        "error",
+        "error_detail",
+        "processing_started_at",
+        "heartbeat_at",
+        "created_at",
+        "updated_at",
+    ]
+    actions = ["retry"]
+
+    @admin.display(description="size")
+    def size(self, media: LogEntryMedia) -> str:
+        return f"{media.width}×{media.height}" if media.width else "—"
+
+    @admin.display(description="preview")
+    def preview(self, media: LogEntryMedia) -> str:
+        url = media.poster_url or media.photo_url
+        return format_html('<img src="{}" style="max-width:320px">', url) if url else "—"
+
+    @admin.action(description="Retry the selected failed videos")
+    def retry(self, request, queryset) -> None:
+        retried = sum(1 for media in queryset if media.retry())
+        skipped = queryset.count() - retried
+        self.message_user(request, f"Queued {retried} video(s) again.", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request,
+                f"Skipped {skipped}: only failed videos whose original is still stored "
+                "can be retried.",
+                messages.WARNING,
+            )

@@ -1,0 +1,147 @@
+"""The JSON API of the contract: machines, log entries, media.
+
+Every endpoint is wrapped by ``api_view``, which marks it for ApiAuthMiddleware (login is
+checked *before* CSRF and before any upload byte is read) and turns refusals into
+``{"error": "..."}`` answers.
+"""
+
+import functools
+import json
+from collections.abc import Callable
+
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.csrf import csrf_failure as html_csrf_failure
+from django.views.decorators.http import require_http_methods
+
+from the_flip.apps.catalog.models import Machine
+
+from .models import LogEntry, LogEntryMedia
+from .uploads import MAX_FILES_PER_REQUEST, UploadRejected, prepare, too_large_message
+
+
+def error(message: str, status: int = 400) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=status)
+    if status == 413:
+        response["Connection"] = "close"  # we did not read the rest of the body
+    return response
+
+
+def api_view(methods: list[str], max_files: int | None = None) -> Callable:
+    """Mark a view as a JSON API endpoint that takes at most ``max_files`` uploads."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            try:
+                if getattr(request, "upload_too_large", False):
+                    return error(too_large_message(), 413)
+                response = view(request, *args, **kwargs)
+                if getattr(request, "upload_too_large", False):
+                    return error(too_large_message(), 413)
+                return response
+            except UploadRejected as rejected:
+                return error(str(rejected), rejected.status)
+            except Http404:
+                return error("There is nothing here (it may have been deleted).", 404)
+
+        wrapper.is_api_view = True
+        wrapper.max_upload_files = max_files if max_files is not None else MAX_FILES_PER_REQUEST
+        return require_http_methods(methods)(wrapper)
+
+    return decorator
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF refusals are JSON on the API, Django's page elsewhere."""
+    if getattr(request, "upload_too_large", False):
+        # The body was not read, so the form's token never arrived: the size is the real issue.
+        return error(too_large_message(), 413)
+    if request.path.startswith("/api/"):
+        return error(
+            "The request was refused (CSRF check failed). Send the csrftoken cookie's value "
+            "in the X-CSRFToken header.",
+            403,
+        )
+    return html_csrf_failure(request, reason)
+
+
+def _request_data(request: HttpRequest) -> dict:
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(request.body or b"{}")
+        except ValueError as bad_json:
+            raise UploadRejected("The request body is not valid JSON.") from bad_json
+        if not isinstance(data, dict):
+            raise UploadRejected("Send a JSON object.")
+        return data
+    return request.POST
+
+
+@api_view(["GET", "POST"], max_files=0)
+def machines(request: HttpRequest) -> JsonResponse:
+    if request.method == "GET":
+        return JsonResponse([m.as_json() for m in Machine.objects.all()], safe=False)
+    name = str(_request_data(request).get("name", "")).strip()
+    if not name:
+        return error("Give the machine a name.")
+    if len(name) > 200:
+        return error("That name is too long (200 characters at most).")
+    if Machine.objects.filter(name__iexact=name).exists():
+        return error(f"There is already a machine called “{name}”.")
+    return JsonResponse(Machine.objects.create(name=name).as_json(), status=201)
+
+
+@api_view(["POST"])
+def create_log_entry(request: HttpRequest) -> JsonResponse:
+    machine_id = request.POST.get("machine", "")
+    machine = Machine.objects.filter(pk=machine_id).first() if machine_id.isdigit() else None
+    if machine is None:
+        return error("Choose the machine this work was done on (field “machine”).")
+    uploads = request.FILES.getlist("media")
+    if len(uploads) > MAX_FILES_PER_REQUEST:
+        return error(f"Attach at most {MAX_FILES_PER_REQUEST} files at once.")
+    prepared = [(upload, *prepare(upload)) for upload in uploads]  # all valid, or nothing saved
+    with transaction.atomic():
+        entry = LogEntry.objects.create(
+            machine=machine, author=request.user, text=request.POST.get("text", "")
+        )
+        media = [entry.attach(upload, kind, photo) for upload, kind, photo in prepared]
+    return JsonResponse(
+        {
+            "id": entry.pk,
+            "page_url": entry.get_absolute_url(),
+            "media": [m.as_json() for m in media],
+        },
+        status=201,
+    )
+
+
+@api_view(["POST"], max_files=1)
+def add_media(request: HttpRequest, entry_id: int) -> JsonResponse:
+    entry = get_object_or_404(LogEntry, pk=entry_id)
+    upload = request.FILES.get("file")
+    if upload is None:
+        return error("Attach a photo or video in the field “file”.")
+    kind, photo = prepare(upload)
+    with transaction.atomic():
+        media = entry.attach(upload, kind, photo)
+    return JsonResponse(media.as_json(), status=201)
+
+
+@api_view(["GET", "DELETE"], max_files=0)
+def media_detail(request: HttpRequest, media_id: int) -> JsonResponse:
+    media = get_object_or_404(LogEntryMedia, pk=media_id)
+    if request.method == "DELETE":
+        media.delete()
+        return JsonResponse({"deleted": media_id})
+    return JsonResponse(media.as_json())
+
+
+@api_view(["POST"], max_files=0)
+def retry_media(request: HttpRequest, media_id: int) -> JsonResponse:
+    media = get_object_or_404(LogEntryMedia, pk=media_id)
+    if not media.retry():
+        return error("Only a failed video whose original is still here can be tried again.", 409)
+    return JsonResponse(media.as_json())

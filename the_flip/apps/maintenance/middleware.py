@@ -1,0 +1,35 @@
+from django.conf import settings
+from django.http import HttpRequest
+
+from the_flip.apps.accounts.decorators import is_maintainer
+
+from .api import error
+
+
+class ApiAuthMiddleware:
+    """Refuse API calls from strangers before CSRF checks or upload parsing read the body.
+
+    Sits between AuthenticationMiddleware and CsrfViewMiddleware. Views marked by
+    ``api_view`` need a logged-in maintainer (a staff user); the view also says how many files
+    it takes, which bounds the request size the upload handler lets in.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
+        if not getattr(view_func, "is_api_view", False):
+            return None
+        user = request.user
+        if not user.is_authenticated:
+            return error("Log in first: POST your username and password to /accounts/login/.", 401)
+        if not is_maintainer(user):
+            return error("Only maintainers can do this. Ask an admin to make you staff.", 403)
+
+        request.upload_request_cap = (
+            settings.MAX_UPLOAD_BYTES * view_func.max_upload_files + 1024 * 1024
+        )
+        return None

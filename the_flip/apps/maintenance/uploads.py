@@ -1,0 +1,118 @@
+"""What we accept from a phone, decided before anything is stored.
+
+The size cap is enforced while the body streams in (CappedUploadHandler), so a 2 GB upload
+costs neither memory nor disk. The type check is a whitelist of extensions, cross-checked
+against the MIME type the browser sent. Photos are then verified by actually decoding them
+(photos.py); videos by ffprobe in the worker.
+"""
+
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.http import QueryDict
+from django.utils.datastructures import MultiValueDict
+
+PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
+VIDEO_EXTENSIONS = {".mov", ".mp4", ".m4v", ".3gp", ".webm", ".mkv", ".avi"}
+PHOTO_MIME_TYPES = {
+    "image/jpeg", "image/pjpeg", "image/png", "image/webp",
+    "image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence",
+}  # fmt: skip
+VIDEO_MIME_TYPES = {
+    "video/quicktime", "video/mp4", "video/x-m4v", "video/3gpp", "video/3gpp2", "video/webm",
+    "video/x-matroska", "video/matroska", "video/avi", "video/x-msvideo", "video/msvideo",
+    "audio/webm",  # some browsers label a WebM by its audio track
+}  # fmt: skip
+# Phones and browsers send these when they do not know; the extension decides then.
+UNKNOWN_MIME_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
+
+# How many files one request may carry, so the streaming cap for a whole request is known.
+MAX_FILES_PER_REQUEST = 10
+
+
+class UploadRejected(Exception):
+    """An upload we refuse; str() is a sentence for the maintainer, status the HTTP code."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def max_upload_mb() -> int:
+    return settings.MAX_UPLOAD_BYTES // (1024 * 1024)
+
+
+def too_large_message(name: str = "") -> str:
+    what = f"“{name}”" if name else "This file"
+    return f"{what} is larger than {max_upload_mb()} MB, the most we accept for one file."
+
+
+def classify(upload: UploadedFile) -> str:
+    """Return "photo" or "video" for an acceptable upload, else raise UploadRejected."""
+    name = upload.name or ""
+    extension = PurePosixPath(name).suffix.lower()
+    mime = (upload.content_type or "").split(";")[0].strip().lower()
+    if upload.size is not None and upload.size > settings.MAX_UPLOAD_BYTES:
+        raise UploadRejected(too_large_message(name), status=413)
+    if upload.size == 0:
+        raise UploadRejected(f"“{name}” is empty (0 bytes). Try attaching it again.")
+    if extension in PHOTO_EXTENSIONS:
+        kind, allowed = "photo", PHOTO_MIME_TYPES
+    elif extension in VIDEO_EXTENSIONS:
+        kind, allowed = "video", VIDEO_MIME_TYPES
+    else:
+        raise UploadRejected(
+            f"“{name}” is not a photo or video we accept. Photos: JPEG, PNG, WebP, HEIC. "
+            "Videos: MOV, MP4, M4V, 3GP, WebM, MKV, AVI."
+        )
+    if mime not in allowed and mime not in UNKNOWN_MIME_TYPES:
+        raise UploadRejected(
+            f"“{name}” says it is {mime}, which does not match a {extension} {kind}. "
+            "Attach the original file from your phone."
+        )
+    return kind
+
+
+class CappedUploadHandler(FileUploadHandler):
+    """Stop reading an upload the moment it is over the cap.
+
+    A request whose declared length could only hold over-cap files is refused before a single
+    byte is read; otherwise each file is counted as it streams and the upload stops at the cap.
+    Views see ``request.upload_too_large`` and answer 413.
+    """
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        self.request.upload_too_large = False
+        self.file_bytes = 0
+        # Room for the multipart framing and the text fields around the files.
+        request_cap = settings.MAX_UPLOAD_BYTES * MAX_FILES_PER_REQUEST + 1024 * 1024
+        request_cap = getattr(self.request, "upload_request_cap", request_cap)
+        if content_length > request_cap:
+            self.request.upload_too_large = True
+            return QueryDict(encoding=encoding), MultiValueDict()
+        return None
+
+    def new_file(self, *args, **kwargs) -> None:
+        super().new_file(*args, **kwargs)
+        self.file_bytes = 0
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        self.file_bytes += len(raw_data)
+        if self.file_bytes > settings.MAX_UPLOAD_BYTES:
+            self.request.upload_too_large = True
+            # connection_reset: don't read (and throw away) the rest of a huge body.
+            raise StopUpload(connection_reset=True)
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+def prepare(upload: UploadedFile) -> tuple[str, object]:
+    """Validate one upload; return its kind and, for photos, the cleaned JPEG to store."""
+    from .photos import clean_photo
+
+    kind = classify(upload)
+    return kind, (clean_photo(upload) if kind == "photo" else None)

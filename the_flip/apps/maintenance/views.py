@@ -1,0 +1,90 @@
+"""Server-rendered pages. Uploads from the page go through the JSON API (uploader.js);
+the plain form posts below are the no-JavaScript fallback and share the same validation."""
+
+from django.contrib import messages
+from django.db import transaction
+from django.db.models import Count, Max, Prefetch
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from the_flip.apps.accounts.decorators import maintainer_required
+from the_flip.apps.catalog.models import Machine
+
+from .models import LogEntry, LogEntryMedia
+from .uploads import (
+    MAX_FILES_PER_REQUEST,
+    UploadRejected,
+    max_upload_mb,
+    prepare,
+    too_large_message,
+)
+
+UPLOAD_CONTEXT = {
+    "max_upload_mb": max_upload_mb,
+    "accept": "image/*,video/*",
+}
+
+
+@maintainer_required
+@require_http_methods(["GET", "POST"])
+def machine_list(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        name = request.POST.get("name", "").strip()
+        if not name:
+            messages.error(request, "Give the machine a name.")
+        elif Machine.objects.filter(name__iexact=name).exists():
+            messages.error(request, f"There is already a machine called “{name}”.")
+        else:
+            return redirect(Machine.objects.create(name=name))
+        return redirect("machine-list")
+    machines = Machine.objects.annotate(
+        entry_count=Count("log_entries"), last_entry=Max("log_entries__created_at")
+    )
+    return render(request, "maintenance/machine_list.html", {"machines": machines})
+
+
+@maintainer_required
+def machine_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    machine = get_object_or_404(Machine, slug=slug)
+    entries = machine.log_entries.select_related("author").prefetch_related(
+        Prefetch("media", queryset=LogEntryMedia.objects.order_by("created_at", "id"))
+    )
+    return render(
+        request, "maintenance/machine_detail.html", {"machine": machine, "entries": entries}
+    )
+
+
+@maintainer_required
+@require_http_methods(["GET", "POST"])
+def log_entry_new(request: HttpRequest, slug: str) -> HttpResponse:
+    machine = get_object_or_404(Machine, slug=slug)
+    context = {"machine": machine, "max_files": MAX_FILES_PER_REQUEST, **UPLOAD_CONTEXT}
+    if request.method == "POST":
+        if getattr(request, "upload_too_large", False):
+            messages.error(request, too_large_message())
+            return render(request, "maintenance/log_entry_form.html", context, status=413)
+        try:
+            uploads = request.FILES.getlist("media")[:MAX_FILES_PER_REQUEST]
+            prepared = [(upload, *prepare(upload)) for upload in uploads]
+        except UploadRejected as rejected:
+            messages.error(request, str(rejected))
+            return render(request, "maintenance/log_entry_form.html", context, status=400)
+        with transaction.atomic():
+            entry = LogEntry.objects.create(
+                machine=machine, author=request.user, text=request.POST.get("text", "")
+            )
+            for upload, kind, photo in prepared:
+                entry.attach(upload, kind, photo)
+        return redirect(entry)
+    return render(request, "maintenance/log_entry_form.html", context)
+
+
+@maintainer_required
+def log_entry_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    entry = get_object_or_404(LogEntry.objects.select_related("machine", "author"), pk=pk)
+    return render(
+        request,
+        "maintenance/log_entry_detail.html",
+        {"entry": entry, "media": entry.media.order_by("created_at", "id"), **UPLOAD_CONTEXT},
+    )

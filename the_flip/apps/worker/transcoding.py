@@ -1,0 +1,127 @@
+"""The glue between a media row and the pipeline: load, transcode, store, clean up.
+
+The pipeline (the_flip.media) knows nothing of Django; this module knows nothing of huey.
+"""
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import sentry_sdk
+from django.conf import settings
+
+from the_flip import media as pipeline
+from the_flip.apps.maintenance.models import LogEntryMedia, generated_name
+
+log = logging.getLogger(__name__)
+
+
+def transcode_video(media_id: int, cancel: threading.Event | None = None) -> str:
+    """Transcode one uploaded video; return the status it ended in.
+
+    Safe to call twice for the same id (a duplicate delivery finds it ready and stops), and
+    safe when the maintainer deletes the video meanwhile (the outputs are thrown away).
+    """
+    media = LogEntryMedia.objects.filter(pk=media_id, kind=LogEntryMedia.Kind.VIDEO).first()
+    if media is None:
+        log.info("media %s: gone before its transcode started; nothing to do", media_id)
+        return "gone"
+    if media.transcode_status in (LogEntryMedia.Status.READY, LogEntryMedia.Status.FAILED):
+        log.info("media %s: already %s; skipping", media_id, media.transcode_status)
+        return media.transcode_status
+    if not media.file or not Path(media.file.path).is_file():
+        media.mark_failed("The uploaded file is missing. Upload the video again.")
+        return LogEntryMedia.Status.FAILED
+
+    media.start_processing()
+    log.info("media %s: transcoding %s (attempt %s)", media_id, media.file.name, media.attempts)
+    work_root = Path(settings.TRANSCODE_WORK_DIR)
+    work_root.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f"media-{media_id}-", dir=work_root))
+    try:
+        result = pipeline.transcode(
+            Path(media.file.path),
+            workdir,
+            target=settings.TRANSCODE_TARGET,
+            limits=settings.TRANSCODE_LIMITS,
+            on_progress=media.record_progress,
+            cancel=cancel,
+        )
+        return _store_result(media, result)
+    except pipeline.MediaError as failure:
+        _record_failure(media, failure)
+        return LogEntryMedia.Status.FAILED
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> str:
+    video_name = _move_into_media(result.video_path, "videos", ".mp4")
+    poster_name = _move_into_media(result.poster_path, "posters", ".jpg")
+    original = media.file.name
+    LogEntryMedia.objects.filter(pk=media.pk).update(source_summary=result.info.summary()[:255])
+    stored = media.mark_ready(
+        video_name=video_name,
+        poster_name=poster_name,
+        duration=result.duration,
+        width=result.width,
+        height=result.height,
+    )
+    if not stored:  # deleted while we worked
+        for name in (video_name, poster_name, original):
+            media.file.storage.delete(name)
+        log.info("media %s: deleted during transcode; outputs discarded", media.pk)
+        return "gone"
+    # The original goes only now that the playable copy is safely recorded.
+    media.file.storage.delete(original)
+    LogEntryMedia.objects.filter(pk=media.pk).update(file="")
+    log.info(
+        "media %s: ready (%s, %dx%d, %.1fs)",
+        media.pk,
+        "remuxed" if result.copied else "transcoded",
+        result.width,
+        result.height,
+        result.duration,
+    )
+    return LogEntryMedia.Status.READY
+
+
+def _move_into_media(source: Path, folder: str, suffix: str) -> str:
+    name = generated_name(folder, suffix)
+    destination = Path(settings.MEDIA_ROOT) / name
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(source, destination)  # a rename: the work dir is on the same volume
+    os.chmod(destination, 0o644)
+    return name
+
+
+def _record_failure(media: LogEntryMedia, failure: "pipeline.MediaError") -> None:
+    log.warning(
+        "media %s: failed (%s): %s | source: %s | ffmpeg: %s",
+        media.pk,
+        failure.code,
+        failure.reason,
+        failure.probe_summary,
+        failure.detail[-500:].replace("\n", " / "),
+    )
+    media.mark_failed(failure.reason, failure.detail)
+    if failure.probe_summary:
+        LogEntryMedia.objects.filter(pk=media.pk).update(source_summary=failure.probe_summary[:255])
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("media_id", media.pk)
+        scope.set_tag("failure", failure.code)
+        scope.set_context(
+            "transcode",
+            {
+                "media_id": media.pk,
+                "attempt": media.attempts,
+                "reason": failure.reason,
+                "probe": failure.probe_summary,
+                "ffmpeg_stderr_tail": failure.detail[-4000:],
+            },
+        )
+        scope.fingerprint = ["transcode-failed", failure.code]
+        sentry_sdk.capture_message(f"Video transcode failed: {failure.reason}", level="warning")

@@ -1,0 +1,277 @@
+"""Step 2: decide, from the probe alone, what ffmpeg must do (a pure function).
+
+``plan()`` refuses inputs outside ``Limits`` and otherwise returns a ``Plan`` whose
+``commands()`` gives the exact ffmpeg argument lists. Nothing here runs a process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import errors, tonemap
+from .errors import MediaError
+from .probe import VIDEO_CODECS, MediaInfo, VideoStream, ffprobe_input
+from .spec import Limits, Target
+
+# --- The remux ("copy") rule ---------------------------------------------------------
+COPY_CONTAINERS = frozenset({"mov", "matroska"})
+COPY_PROFILES = frozenset({"Baseline", "Constrained Baseline", "Main", "High"})
+COPY_MAX_BITS_PER_PIXEL_SECOND = 10.0  # 10 Mbit/s per megapixel (1080p: ~20.7 Mbit/s)
+COPY_AUDIO = frozenset({"aac"})
+
+THUMBNAIL_FRAMES = 100  # frames the `thumbnail` filter compares (its default)
+
+
+def copy_blockers(info: MediaInfo, target: Target) -> list[str]:
+    """Why the video stream can NOT be remuxed as is (empty list: it can).
+
+    The exact rule: the first video stream is copied bit for bit into a faststart
+    MP4 only when ALL of these hold
+
+    * container is MP4/MOV or Matroska/WebM (AVI and MPEG-TS timestamps are not
+      trusted for a remux);
+    * codec H.264, profile Baseline, Constrained Baseline, Main or High;
+    * pix_fmt exactly ``yuv420p`` (8 bit, 4:2:0, limited range);
+    * SDR: transfer is not HLG/PQ and there is no Dolby Vision configuration;
+    * no display rotation: rotated input is re-encoded upright, so the published
+      file never relies on a player honouring the display matrix;
+    * even width and height, long side <= ``target.max_long_side``;
+    * video bitrate <= 10 Mbit/s per megapixel (stream bit_rate, or the container's
+      when the stream has none); an unknown bitrate blocks the copy.
+
+    Audio is decided separately: the chosen audio stream (the first decodable one)
+    is copied when it is AAC with at most 2 channels, otherwise it is re-encoded to
+    AAC stereo; no audio gives an MP4 without audio. Data, timecode, subtitle and
+    metadata tracks and the container metadata (GPS location!) are always dropped.
+    """
+    v = info.video
+    assert v is not None
+    why = []
+    if info.demuxer not in COPY_CONTAINERS:
+        why.append(f"container {info.demuxer}")
+    if v.codec != "h264":
+        why.append(f"codec {v.codec}")
+    elif v.profile not in COPY_PROFILES:
+        why.append(f"profile {v.profile}")
+    if v.pix_fmt != "yuv420p":
+        why.append(f"pix_fmt {v.pix_fmt}")
+    if v.hdr:
+        why.append(f"hdr {v.hdr}")
+    if v.rotation:
+        why.append(f"rotation {v.rotation}")
+    if v.width % 2 or v.height % 2:
+        why.append("odd size")
+    if max(v.width, v.height) > target.max_long_side:
+        why.append("larger than target")
+    rate = v.bit_rate or info.bit_rate
+    megapixels = v.width * v.height / 1e6
+    if not rate:
+        why.append("unknown bitrate")
+    elif rate > COPY_MAX_BITS_PER_PIXEL_SECOND * 1e6 * megapixels:
+        why.append(f"bitrate {rate / 1e6:.1f} Mbit/s")
+    return why
+
+
+def output_size(v: VideoStream, max_long_side: int) -> tuple[int, int]:
+    """Upright output size: long side <= max_long_side, never upscaled, both even."""
+    w, h = v.display_width, v.display_height
+    long_side = max(w, h)
+    if long_side > max_long_side:
+        if w >= h:
+            w, h = max_long_side, h * max_long_side / w
+        else:
+            w, h = w * max_long_side / h, max_long_side
+        w, h = round(w / 2) * 2, round(h / 2) * 2
+    else:
+        w, h = w // 2 * 2, h // 2 * 2
+    return max(w, 2), max(h, 2)
+
+
+def _duration_words(seconds: float) -> str:
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return "1 minute" if minutes == 1 else f"{minutes} minutes"
+    return f"{seconds:g} seconds"
+
+
+def refuse_by_limits(info: MediaInfo, limits: Limits) -> None:
+    """Raise MediaError when the probe shows the input is outside the limits."""
+    summary = info.summary()
+    v = info.video
+    if v is None:
+        raise MediaError(errors.NO_VIDEO, code="no_video", probe_summary=summary)
+    if v.codec not in VIDEO_CODECS:
+        raise MediaError(
+            "This video is in a format we can't convert.",
+            code="unsupported_codec",
+            detail=f"video codec {v.codec or v.codec_tag!r}",
+            probe_summary=summary,
+        )
+    if info.duration > limits.max_duration:
+        raise MediaError(
+            f"This video is longer than {_duration_words(limits.max_duration)}.",
+            code="too_long",
+            detail=f"duration {info.duration:.1f}s > {limits.max_duration:g}s",
+            probe_summary=summary,
+        )
+    if v.width > limits.max_width or v.height > limits.max_height or v.width * v.height == 0:
+        raise MediaError(
+            f"This video's picture is larger than {limits.max_width} by {limits.max_height}"
+            " pixels.",
+            code="too_large",
+            detail=f"{v.width}x{v.height}",
+            probe_summary=summary,
+        )
+    if v.fps > limits.max_fps:
+        raise MediaError(
+            f"This video has more than {limits.max_fps:g} frames per second.",
+            code="too_fast",
+            detail=f"{v.fps:.2f} fps",
+            probe_summary=summary,
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    demuxer: str
+    video_index: int
+    audio_index: int | None
+    copy_video: bool
+    copy_audio: bool
+    downmix: bool  # audio has > 2 channels: -ac 2
+    width: int  # output size, upright
+    height: int
+    tonemap: str  # "", "hlg" or "pq"
+    reasons: tuple[str, ...]  # why the video is re-encoded (empty when copied)
+    duration: float  # of the source, for progress
+    target: Target
+    limits: Limits
+    video_filter: str  # filter chain from the decoded frame to the encoded one ("" = copy)
+
+    @property
+    def copied(self) -> bool:
+        return self.copy_video
+
+    def _head(self) -> list[str]:
+        return [
+            self.limits.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-v", "warning",
+            "-protocol_whitelist", "file",
+        ]  # fmt: skip
+
+    def _audio_args(self) -> list[str]:
+        if self.audio_index is None:
+            return ["-an"]
+        args = ["-map", f"0:{self.audio_index}"]
+        if self.copy_audio:
+            return [*args, "-c:a", "copy"]
+        args += ["-c:a", "aac", "-b:a", self.target.audio_bitrate]
+        if self.downmix:
+            args += ["-ac", "2"]
+        return args
+
+    def _mp4_tail(self, video_out: Path) -> list[str]:
+        return [
+            "-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn",
+            "-t", f"{self.limits.max_duration:g}",
+            "-movflags", "+faststart", "-f", "mp4", ffprobe_input(video_out),
+        ]  # fmt: skip
+
+    def _poster_out(self, poster_out: Path) -> list[str]:
+        return ["-frames:v", "1", "-q:v", "3", "-f", "image2", "-update", "1",
+                ffprobe_input(poster_out)]  # fmt: skip
+
+    def commands(self, source: Path, video_out: Path, poster_out: Path) -> list[list[str]]:
+        """The ffmpeg runs, in order. Each writes ``-progress`` to stdout."""
+        t = self.limits.threads
+        progress = ["-progress", "pipe:1"]
+        src = ["-f", self.demuxer, "-i", ffprobe_input(source)]
+        poster_chain = f"scale={self.target.poster_width}:-2,thumbnail=n={THUMBNAIL_FRAMES}"
+        if self.copy_video:
+            remux = [
+                *self._head(), "-threads", str(t), *src,
+                "-map", f"0:{self.video_index}", "-c:v", "copy",
+                *self._audio_args(), *progress, *self._mp4_tail(video_out),
+            ]  # fmt: skip
+            # Poster from a cheap decode: key frames only, of the (small) remuxed file.
+            poster = [
+                *self._head(), "-threads", str(t), "-skip_frame", "nokey",
+                "-f", "mov", "-i", ffprobe_input(video_out),
+                "-map", "0:v:0", "-an", "-filter_threads", str(t),
+                "-vf", f"{poster_chain},format=yuvj420p", *progress,
+                *self._poster_out(poster_out),
+            ]  # fmt: skip
+            return [remux, poster]
+        graph = (
+            f"[0:{self.video_index}]{self.video_filter},split=2[v][p];"
+            f"[p]{poster_chain},format=yuvj420p[poster]"
+        )
+        x264 = f"threads={t}:lookahead-threads=1"
+        encode = [
+            *self._head(), "-threads", str(t), *src,
+            "-filter_complex_threads", str(t), "-filter_complex", graph,
+            "-map", "[v]", "-c:v", "libx264", "-profile:v", self.target.profile,
+            "-preset", self.target.preset, "-crf", str(self.target.crf),
+            "-pix_fmt", "yuv420p", "-threads", str(t), "-x264-params", x264,
+            "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
+            "-color_range", "tv", "-fps_mode", "vfr",
+            *self._audio_args(), *progress, *self._mp4_tail(video_out),
+            "-map", "[poster]", *self._poster_out(poster_out),
+        ]  # fmt: skip
+        return [encode]
+
+
+_MATRIX = {
+    "bt709": "bt709",
+    "bt470bg": "bt601",
+    "smpte170m": "bt601",
+    "bt2020nc": "bt2020",
+    "bt2020c": "bt2020",
+    "fcc": "fcc",
+    "smpte240m": "smpte240m",
+}
+
+
+def sdr_filter(v: VideoStream, width: int, height: int) -> str:
+    """Scale + convert to 8-bit 4:2:0 limited-range BT.709 (swscale)."""
+    matrix = _MATRIX.get(v.color_space) or ("bt709" if v.height >= 720 else "bt601")
+    in_range = "pc" if v.color_range == "pc" or v.pix_fmt.startswith("yuvj") else "tv"
+    return (
+        f"scale={width}:{height}:in_color_matrix={matrix}:out_color_matrix=bt709"
+        f":in_range={in_range}:out_range=tv,format=yuv420p,setsar=1"
+    )
+
+
+def plan(info: MediaInfo, target: Target = Target(), limits: Limits = Limits()) -> Plan:  # noqa: B008
+    """Decide copy vs. re-encode and build the filter chain; raise MediaError to refuse."""
+    refuse_by_limits(info, limits)
+    v = info.video
+    assert v is not None
+    width, height = output_size(v, target.max_long_side)
+    audio = info.first_audio
+    blockers = copy_blockers(info, target)
+    copy_video = not blockers
+    copy_audio = audio is not None and audio.codec in COPY_AUDIO and audio.channels <= 2
+    transfer = v.hdr_transfer
+    if copy_video:
+        vf = ""
+    elif transfer:
+        vf = tonemap.hdr_filter(v, width, height, transfer)
+    else:
+        vf = sdr_filter(v, width, height)
+    return Plan(
+        demuxer=info.demuxer,
+        video_index=v.index,
+        audio_index=audio.index if audio else None,
+        copy_video=copy_video,
+        copy_audio=copy_audio,
+        downmix=audio is not None and audio.channels > 2,
+        width=width,
+        height=height,
+        tonemap=transfer,
+        reasons=tuple(blockers),
+        duration=min(info.duration, limits.max_duration),
+        target=target,
+        limits=limits,
+        video_filter=vf,
+    )

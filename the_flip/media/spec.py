@@ -1,0 +1,35 @@
+"""The product spec (``Target``) and the policy for untrusted input (``Limits``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    """What every published video looks like: H.264 main, yuv420p, AAC, MP4 with faststart."""
+
+    max_long_side: int = 2400
+    crf: int = 23
+    preset: str = "medium"
+    profile: str = "main"
+    audio_bitrate: str = "128k"
+    poster_width: int = 320
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Policy for untrusted input and for the ffmpeg/ffprobe child processes."""
+
+    max_duration: float = 15 * 60  # seconds
+    max_width: int = 8192
+    max_height: int = 8192
+    max_fps: float = 240
+    timeout: float = 30 * 60  # wall clock seconds per ffmpeg run; kills the process group
+    cpu_seconds: int = 60 * 60  # RLIMIT_CPU
+    address_space: int = 6 * 1024**3  # RLIMIT_AS bytes
+    max_output_bytes: int = 2 * 1024**3  # RLIMIT_FSIZE
+    threads: int = 2  # thread cap for decoder, encoder and filters
+    nice: int = 10  # plus ionice best-effort level 7 when the ionice binary exists
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"

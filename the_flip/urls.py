@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from the_flip.apps.maintenance import api, serving, views
+from the_flip.apps.worker.views import healthz
+
+admin.site.site_header = "the_flip admin"
+admin.site.site_title = "the_flip"
+
+api_patterns = [
+    path("machines/", api.machines, name="api-machines"),
+    path("log-entries/", api.create_log_entry, name="api-log-entries"),
+    path("log-entries/<int:entry_id>/media/", api.add_media, name="api-log-entry-media"),
+    path("media/<int:media_id>/", api.media_detail, name="api-media-detail"),
+    path("media/<int:media_id>/retry/", api.retry_media, name="api-media-retry"),
+]
+
+urlpatterns = [
+    path("", views.machine_list, name="machine-list"),
+    path("machines/<slug:slug>/", views.machine_detail, name="machine-detail"),
+    path("machines/<slug:slug>/log/new/", views.log_entry_new, name="log-entry-new"),
+    path("logs/<int:pk>/", views.log_entry_detail, name="log-entry-detail"),
+    path("media/<path:path>", serving.serve_media, name="media-file"),
+    path("api/", include(api_patterns)),
+    path("healthz", healthz, name="healthz"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+]
