@@ -341,6 +341,13 @@ def test_container_serves_transcodes_stops_and_keeps_data(image, phone_clip, vol
     assert status == 200 and headers.get("Content-Type", "").startswith("image/jpeg"), headers
     assert len(poster) > 1_000 and poster[:2] == b"\xff\xd8"
 
+    # An online backup of the data dir, as docs/deploy.md says to take one.
+    backup = docker("exec", first.name, "python", "deploy/backup_data.py", "backup")
+    archive = backup.stdout.strip()
+    listing = docker("exec", first.name, "tar", "-tzf", archive).stdout.split()
+    assert "db.sqlite3" in listing, listing
+    assert any(name.endswith(".mp4") for name in listing), listing
+
     # docker stop: supervisord stops web and worker gracefully, well within the kill timeout.
     took = first.stop()
     print(f"docker stop: {took:.2f} s (kill timeout {KILL_TIMEOUT} s)")
