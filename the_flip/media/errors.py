@@ -7,6 +7,8 @@ attributes for admins, logs and Sentry.
 
 from __future__ import annotations
 
+import re
+
 
 class MediaError(Exception):
     """A video we refuse or failed to convert, with a reason for people.
@@ -34,6 +36,13 @@ class MediaError(Exception):
 class TranscodeCancelled(Exception):
     """The caller's cancel event was set; ffmpeg has been killed."""
 
+
+# stderr of a child that hit RLIMIT_AS (or the machine is out of memory)
+NO_MEMORY = re.compile(
+    r"cannot allocate memory|bad_alloc|out of memory|failed to map segment"
+    r"|error while loading shared libraries",
+    re.IGNORECASE,
+)
 
 # Sentences shown to maintainers. Kept together so wording stays consistent.
 NOT_A_VIDEO = "This file is not a video we can read."

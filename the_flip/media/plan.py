@@ -92,7 +92,7 @@ def _duration_words(seconds: float) -> str:
     if seconds >= 60 and seconds % 60 == 0:
         minutes = int(seconds // 60)
         return "1 minute" if minutes == 1 else f"{minutes} minutes"
-    return f"{seconds:g} seconds"
+    return "1 second" if seconds == 1 else f"{seconds:g} seconds"
 
 
 def refuse_by_limits(info: MediaInfo, limits: Limits) -> None:

@@ -335,7 +335,7 @@ def parse(data: dict, path: str = "", vfr_hint: bool | None = None) -> MediaInfo
     )
 
 
-def _ffprobe(args: list[str], limits: Limits) -> tuple[dict, str]:
+def _ffprobe(args: list[str], limits: Limits, head: bytes = b"") -> tuple[dict, str]:
     cmd = [limits.ffprobe, "-hide_banner", "-v", "error", "-protocol_whitelist", "file", *args]
     try:
         out = run(cmd, limits, timeout=min(PROBE_TIMEOUT, limits.timeout), capture_stdout=True)
@@ -343,18 +343,36 @@ def _ffprobe(args: list[str], limits: Limits) -> tuple[dict, str]:
         raise MediaError(errors.FFMPEG_MISSING, code="ffmpeg_missing", detail=str(exc)) from exc
     if out.timed_out:
         raise MediaError(errors.TOO_SLOW, code="timeout", detail=out.stderr_tail)
+    if out.returncode < 0 or errors.NO_MEMORY.search(out.stderr_tail):
+        raise MediaError(
+            errors.RESOURCES, code="resources", detail=f"exit {out.returncode}\n{out.stderr_tail}"
+        )
     if out.returncode != 0:
-        raise _probe_failure(out.stderr_tail)
+        raise _probe_failure(out.stderr_tail, head)
     try:
         return json.loads(out.stdout or b"{}"), out.stderr_tail
     except ValueError as exc:
         raise MediaError(errors.NOT_A_VIDEO, code="unreadable", detail=str(exc)) from exc
 
 
-def _probe_failure(stderr: str) -> MediaError:
+_BMFF_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot", b"uuid")
+
+
+def _looks_like_media(head: bytes) -> bool:
+    """MP4/MOV box, Matroska EBML, RIFF/AVI or MPEG-TS sync byte at the start."""
+    return (
+        head[4:8] in _BMFF_BOXES
+        or head.startswith((b"\x1a\x45\xdf\xa3", b"RIFF"))
+        or (len(head) > 188 and head[0] == 0x47 and head[188] == 0x47)
+    )
+
+
+def _probe_failure(stderr: str, head: bytes = b"") -> MediaError:
     low = stderr.lower()
     if "not on whitelist" in low:
         return MediaError(errors.NOT_A_VIDEO, code="unsupported_format", detail=stderr)
+    if not _looks_like_media(head):
+        return MediaError(errors.NOT_A_VIDEO, code="unreadable", detail=stderr)
     if any(
         s in low
         for s in ("moov atom not found", "partial file", "truncat", "invalid nal", "ebml header")
@@ -391,7 +409,7 @@ def _detect_vfr(path: Path, info: MediaInfo, limits: Limits) -> bool | None:
     return spread > len(deltas) * 0.05
 
 
-def probe(source: Path, limits: Limits = Limits()) -> MediaInfo:  # noqa: B008
+def probe(source: Path, limits: Limits = Limits(), *, detect_vfr: bool = True) -> MediaInfo:  # noqa: B008
     """Probe ``source`` with ffprobe (contained) and return what it is.
 
     Raises ``MediaError`` for files that are missing, empty, not a media file, in a
@@ -405,6 +423,11 @@ def probe(source: Path, limits: Limits = Limits()) -> MediaInfo:  # noqa: B008
         raise MediaError(errors.NOT_A_VIDEO, code="unreadable", detail=str(exc)) from exc
     if size == 0:
         raise MediaError(errors.DAMAGED, code="damaged", detail="the file is empty (0 bytes)")
+    try:
+        with open(source, "rb") as fh:
+            head = fh.read(512)
+    except OSError as exc:
+        raise MediaError(errors.NOT_A_VIDEO, code="unreadable", detail=str(exc)) from exc
     data, _ = _ffprobe(
         [
             "-format_whitelist", ",".join(DEMUXERS),
@@ -412,6 +435,7 @@ def probe(source: Path, limits: Limits = Limits()) -> MediaInfo:  # noqa: B008
             ffprobe_input(source),
         ],
         limits,
+        head,
     )  # fmt: skip
     info = parse(data, str(source))
     if not info.demuxer:
@@ -423,7 +447,7 @@ def probe(source: Path, limits: Limits = Limits()) -> MediaInfo:  # noqa: B008
         )
     if info.video is None:
         raise MediaError(errors.NO_VIDEO, code="no_video", probe_summary=info.summary())
-    vfr = _detect_vfr(source, info, limits)
+    vfr = _detect_vfr(source, info, limits) if detect_vfr else None
     if vfr is not None:
         info = parse(data, str(source), vfr_hint=vfr)
     return info

@@ -108,6 +108,10 @@ def run(
     is killed first). Raises ``Cancelled`` when ``cancel`` is set, ``FileNotFoundError``
     when the binary is missing.
     """
+    binary = shutil.which(cmd[0])
+    if binary is None:
+        raise FileNotFoundError(f"{cmd[0]}: not found or not executable")
+    cmd = [binary, *cmd[1:]]
     start = time.monotonic()
     deadline = start + timeout
     if cancel is not None and cancel.is_set():

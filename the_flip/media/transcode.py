@@ -69,7 +69,6 @@ _DAMAGED = re.compile(
     r"|invalid nal|missing picture|error splitting the input|truncat|end of file",
     re.IGNORECASE,
 )
-_NOMEM = re.compile(r"cannot allocate memory|bad_alloc|out of memory", re.IGNORECASE)
 
 
 def classify(out: Outcome, summary: str = "") -> MediaError:
@@ -82,9 +81,12 @@ def classify(out: Outcome, summary: str = "") -> MediaError:
         return MediaError(
             errors.OUTPUT_TOO_LARGE, code="output_too_large", detail=tail, probe_summary=summary
         )
-    if sig in (signal.SIGXCPU, signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT) or _NOMEM.search(
-        tail
-    ):
+    if sig in (
+        signal.SIGXCPU,
+        signal.SIGKILL,
+        signal.SIGSEGV,
+        signal.SIGABRT,
+    ) or errors.NO_MEMORY.search(tail):
         detail = f"killed by signal {sig}\n{tail}" if sig else tail
         return MediaError(errors.RESOURCES, code="resources", detail=detail, probe_summary=summary)
     if "No space left on device" in tail:
@@ -126,7 +128,7 @@ def _check_output(video: Path, poster: Path, limits: Limits, summary: str, tail:
             errors.DAMAGED, code="damaged", detail="no poster frame\n" + tail, probe_summary=summary
         )
     try:
-        out = probe(video, limits)
+        out = probe(video, limits, detect_vfr=False)
     except MediaError as exc:
         raise MediaError(
             errors.DAMAGED, code="damaged", detail=exc.detail + "\n" + tail, probe_summary=summary
@@ -172,6 +174,14 @@ def transcode(
             tails.append(_run(cmd, limits, progress, cancel, summary).stderr_tail)
         tail = "\n".join(t for t in tails if t)[-4096:]
         out = _check_output(video_tmp, poster_tmp, limits, summary, tail)
+        if "partial file" in tail or out.duration < the_plan.duration * 0.9 - 0.5:
+            # ffmpeg converts what it can of a truncated upload and exits 0: refuse it.
+            raise MediaError(
+                errors.DAMAGED,
+                code="damaged",
+                detail=f"output {out.duration:.2f}s of {the_plan.duration:.2f}s\n{tail}",
+                probe_summary=summary,
+            )
         video_path, poster_path = workdir / "video.mp4", workdir / "poster.jpg"
         os.replace(video_tmp, video_path)
         os.replace(poster_tmp, poster_path)
