@@ -186,7 +186,7 @@ TRANSCODE_REQUEUE_PENDING_SECONDS = int(os.environ.get("TRANSCODE_REQUEUE_PENDIN
 STUCK_AFTER_SECONDS = int(os.environ.get("STUCK_AFTER_SECONDS", str(15 * 60)))
 # The consumer exits after this many tasks (chores not counted); supervisord starts a fresh one.
 WORKER_MAX_TASKS = int(os.environ.get("WORKER_MAX_TASKS", "5"))
-WORKER_MIN_LIFETIME = float(os.environ.get("WORKER_MIN_LIFETIME", "5"))  # > supervisord startsecs
+WORKER_MIN_LIFETIME = float(os.environ.get("WORKER_MIN_LIFETIME", "6"))  # > supervisord startsecs
 # Graceful stop: cancelling ffmpeg takes ~0.1 s; never wait longer than this (supervisord's
 # stopwaitsecs is 25).
 WORKER_SHUTDOWN_TIMEOUT = float(os.environ.get("WORKER_SHUTDOWN_TIMEOUT", "15"))
