@@ -140,3 +140,17 @@ def test_check_worker_without_heartbeat_and_json(capsys):
     assert exit_.value.code == 1
     assert body["status"] == "error"
     assert body["problems"] == ["the worker has never reported in"]
+
+
+def test_healthz_answers_any_host_over_plain_http(client, settings):
+    """Fly.io and Railway probe from inside their network with their own Host header."""
+    from the_flip.apps.worker.models import WorkerHeartbeat
+
+    settings.ALLOWED_HOSTS = ["flip.example.org"]
+    settings.SECURE_SSL_REDIRECT = True
+    WorkerHeartbeat.beat(pid=1)
+    response = client.get("/healthz", HTTP_HOST="10.0.0.5:8000")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    # ...while every other page still checks the host.
+    assert client.get("/accounts/login/", HTTP_HOST="10.0.0.5:8000").status_code == 400
