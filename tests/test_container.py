@@ -31,8 +31,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require
+
 ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() == "true"
 DOCKER = os.environ.get("DOCKER") or (
     "/usr/bin/docker" if Path("/usr/bin/docker").exists() else shutil.which("docker") or "docker"
 )
@@ -41,14 +42,6 @@ KILL_TIMEOUT = 60
 START_TO_HEALTHY_LIMIT = 10.0
 USERNAME = "maintainer"
 PASSWORD = "tilt-" + secrets.token_urlsafe(12)
-
-
-def _require(available: bool, what: str) -> None:
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{what} is required in CI (.ci/run installs it)", pytrace=False)
-    pytest.skip(f"{what} is not available here")
 
 
 def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -81,7 +74,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def image() -> str:
-    _require(docker_answers(), "a Docker engine")
+    require(docker_answers(), "a Docker engine")
     tag = os.environ.get("THE_FLIP_IMAGE", "")
     if tag:
         assert docker("image", "inspect", tag, check=False).returncode == 0, (
@@ -375,11 +368,6 @@ def test_container_serves_transcodes_stops_and_keeps_data(image, phone_clip, vol
 
 @pytest.mark.docker
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="app: the worker must put a transcode interrupted by shutdown back in the queue "
-    "(SIGNAL_INTERRUPTED, or re-queue rows left 'processing' when the worker starts)",
-    strict=False,
-)
 def test_docker_stop_during_a_transcode_loses_no_video(image, long_clip, volume, containers):
     """A deploy or restart mid-transcode: the video is finished by the next container."""
     # WORKER_SHUTDOWN_TIMEOUT=1: do not wait for the transcode, interrupt it at once.
