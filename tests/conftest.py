@@ -96,9 +96,12 @@ def django_db_setup(django_db_setup, django_db_blocker):
     HUEY.storage.close()  # else PostgreSQL refuses to drop the test database
 
 
-def _consumer_env(**extra) -> dict:
+def subprocess_env(**extra: str) -> dict:
+    """What a subprocess (consumer, gunicorn) needs to follow this test: its database and
+    media folder."""
+    inherited = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     return {
-        **os.environ,
+        **inherited,
         "DJANGO_SETTINGS_MODULE": "the_flip.settings.test",
         "DATA_DIR": str(settings.DATA_DIR),
         "THE_FLIP_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
@@ -109,7 +112,7 @@ def _consumer_env(**extra) -> dict:
     }
 
 
-def _stop(process) -> None:
+def stop_process(process) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -132,7 +135,7 @@ def consumer_factory(transactional_db):
             process = subprocess.Popen(
                 [sys.executable, "manage.py", "run_worker"],
                 cwd=ROOT,
-                env=_consumer_env(**extra_env),
+                env=subprocess_env(**extra_env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -143,7 +146,7 @@ def consumer_factory(transactional_db):
 
     yield start
     for process in started:
-        _stop(process)
+        stop_process(process)
 
 
 @pytest.fixture

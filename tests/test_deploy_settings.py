@@ -18,7 +18,16 @@ def run_check(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     environment = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DEBUG", "SECRET_KEY", "FORCE_HTTPS", "DATABASE_URL", "ALLOWED_HOSTS"}
+        # DJANGO_ALLOW_ASYNC_UNSAFE: the browser tests' need, not production's.
+        if key
+        not in {
+            "DEBUG",
+            "SECRET_KEY",
+            "FORCE_HTTPS",
+            "DATABASE_URL",
+            "ALLOWED_HOSTS",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        }
     }
     environment.update(
         DJANGO_SETTINGS_MODULE="the_flip.settings.prod",

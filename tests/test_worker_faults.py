@@ -16,7 +16,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests import clips
-from tests.conftest import ROOT, _consumer_env, require, wait_for
+from tests.conftest import ROOT, require, subprocess_env, wait_for
 from the_flip.apps.maintenance.models import LogEntryMedia
 from the_flip.apps.worker.models import TaskRecord
 
@@ -162,7 +162,7 @@ stdout_logfile={tmp_path}/worker.log
 redirect_stderr=true
 """
     )
-    env = _consumer_env(WORKER_MAX_TASKS="2", WORKER_MIN_LIFETIME="4")
+    env = subprocess_env(WORKER_MAX_TASKS="2", WORKER_MIN_LIFETIME="4")
     sup = subprocess.Popen(
         [str(supervisord), "-c", str(conf)], env=env, cwd=ROOT, start_new_session=True
     )

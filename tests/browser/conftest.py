@@ -6,7 +6,6 @@ the system's /usr/bin/chromium. Without the background-networking flags it hangs
 """
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,9 +16,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
-from tests.conftest import ROOT, require
+from tests.conftest import ROOT, require, stop_process, subprocess_env
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
 # between browser steps are still plain synchronous code.
@@ -48,29 +46,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _test_env(**extra: str) -> dict:
-    """What a subprocess needs to follow this test: the test database and media folder."""
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "the_flip.settings.test",
-        "DATA_DIR": str(settings.DATA_DIR),
-        "THE_FLIP_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-        "THE_FLIP_TEST_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "PYTHONUNBUFFERED": "1",
-        **extra,
-    }
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @pytest.fixture(scope="session")
 def collected_static(django_db_setup):
     """gunicorn serves static files with whitenoise from STATIC_ROOT, as in production."""
@@ -88,7 +63,7 @@ def live_app(transactional_db, collected_static):
     """gunicorn with the project's gunicorn.conf.py on a free port; yields its base URL."""
     port = _free_port()
     log_path = Path(settings.DATA_DIR) / f"gunicorn-{time.monotonic_ns()}.log"
-    env = _test_env(PORT=str(port), BIND_HOST="127.0.0.1", WEB_CONCURRENCY="1")
+    env = subprocess_env(PORT=str(port), BIND_HOST="127.0.0.1", WEB_CONCURRENCY="1")
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py",
@@ -103,14 +78,14 @@ def live_app(transactional_db, collected_static):
                 break
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             if process.poll() is not None or time.monotonic() > deadline:
-                _stop(process)
+                stop_process(process)
                 raise AssertionError(
                     "gunicorn did not start:\n" + log_path.read_text()[-3000:]
                 ) from None
             time.sleep(0.1)
     process.log_path = log_path
     yield base_url
-    _stop(process)
+    stop_process(process)
 
 
 @pytest.fixture
@@ -123,7 +98,7 @@ def start_consumer(transactional_db):
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "manage.py", "run_huey"],
-                cwd=ROOT, env=_test_env(), stdout=log, stderr=subprocess.STDOUT,
+                cwd=ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
         process.log_path = log_path
@@ -132,7 +107,7 @@ def start_consumer(transactional_db):
 
     yield start
     for process in started:
-        _stop(process)
+        stop_process(process)
 
 
 # Per module, not per session: the Playwright driver is a child process of pytest, and other
