@@ -220,3 +220,24 @@ def test_an_over_cap_form_post_says_413_not_csrf(client, maintainer, machine, se
     )
     assert response.status_code == 413
     assert LogEntry.objects.count() == 0
+
+
+def test_an_iphone_heic_photo_becomes_a_jpeg_capped_at_2400_px(
+    maintainer_client, machine, tmp_path
+):
+    import pillow_heif
+    from PIL import Image
+
+    pillow_heif.register_heif_opener()
+    heic = tmp_path / "IMG_0003.HEIC"
+    Image.new("RGB", (2600, 1950), (30, 120, 200)).save(heic, quality=30)
+    entry = LogEntry.objects.create(machine=machine)
+    response = maintainer_client.post(
+        f"/api/log-entries/{entry.pk}/media/", {"file": upload(heic, "image/heic")}
+    )
+    assert response.status_code == 201, response.content
+    media = LogEntryMedia.objects.get(pk=response.json()["id"])
+    assert media.file.name.endswith(".jpg")
+    with Image.open(media.file.path) as stored:
+        assert stored.format == "JPEG"
+        assert stored.size == (2400, 1800)
