@@ -186,7 +186,12 @@ class Plan:
         t = self.limits.threads
         progress = ["-progress", "pipe:1"]
         src = ["-f", self.demuxer, "-i", ffprobe_input(source)]
-        poster_chain = f"scale={self.target.poster_width}:-2,thumbnail=n={THUMBNAIL_FRAMES}"
+        # trim first: `thumbnail` only looks at the first THUMBNAIL_FRAMES frames, and
+        # without it every later frame would still be scaled for nothing.
+        poster_chain = (
+            f"trim=end_frame={THUMBNAIL_FRAMES},scale={self.target.poster_width}:-2,"
+            f"thumbnail=n={THUMBNAIL_FRAMES}"
+        )
         if self.copy_video:
             remux = [
                 *self._head(), "-threads", str(t), *src,
