@@ -62,7 +62,9 @@ def test_without_a_cap_x264_gets_its_own_default_of_one_and_a_half_threads_per_c
     x264 = max(1, usable_cpus() * 3 // 2)
     assert option(cmd, "-x264-params") == f"threads={x264}"
     assert option(cmd, "-threads", 0) == str(usable_cpus())  # decoder
-    assert option(cmd, "-filter_complex_threads") == str(usable_cpus())
+    assert option(cmd, "-filter_complex_threads") == "1"  # slice threads cost CPU up to 1080p
+    big = encode_command(hevc(3840, 2160, "arib-std-b67"))
+    assert option(big, "-filter_complex_threads") == str(usable_cpus())
 
 
 def test_an_explicit_cap_limits_decoder_filters_and_encoder():

@@ -57,19 +57,26 @@ class Threads:
 def thread_counts(limits: Limits, source_pixels: int, output_pixels: int) -> Threads:
     """Threads for the decoder, the filter graph and x264, and x264's memory options.
 
-    ``limits.threads`` is a hard cap for all three. Without it (None) the decoder and
-    the filters get one thread per usable CPU and x264 its own default, 1.5 x the CPUs
-    (3 on 2 cores: x264's frame threads wait on each other, so 2 threads leave a core
-    idle part of the time). ffmpeg runs niced, so this does not starve the web app.
+    ``limits.threads`` is a hard cap for all three. Without it (None) the decoder gets
+    one thread per usable CPU and x264 its own default, 1.5 x the CPUs (3 on 2 cores:
+    x264's frame threads wait on each other, so 2 threads leave a core idle part of the
+    time). ffmpeg runs niced, so this does not starve the web app.
+
+    The filter graph runs in one thread up to 1080p: slice threading makes the HDR
+    chain cost ~15 % more CPU (zscale recomputes the rows around every slice) and the
+    decoder and x264 threads keep the cores busy anyway (10 s 1080p HLG: -0.5 CPU-s).
+    A large source is decoded in one thread (memory, below), so there the filters
+    (the downscale) get the CPUs, or the main thread would hold up x264.
     """
     cpus = usable_cpus()
     cap = limits.threads
     decoder = cap or cpus
-    filters = cap or cpus
+    filters = 1
     x264 = cap or max(1, cpus * 3 // 2)
     params = f"threads={x264}"
     if source_pixels > LARGE_FRAME_PIXELS:
         decoder = 1
+        filters = cap or cpus
     if output_pixels > LARGE_FRAME_PIXELS:
         x264 = min(x264, LARGE_X264_THREADS)
         params = f"threads={x264}:rc-lookahead={LARGE_RC_LOOKAHEAD}:sync-lookahead=0"
