@@ -5,9 +5,13 @@
 Generates three clips (10 s 1080p HEVC 10-bit HLG .mov, 10 s 1080p H.264/AAC .mp4
 already compatible, 5 s 4K HEVC .mov) once into DIR (default bench/out/), then for
 each clip runs the seed and the pipeline N times, alternating, and reports the
-median wall time, output size and peak RSS of the ffmpeg children. Peak RSS is
-measured per run by wait4() on the child (ru_maxrss), so the pipeline's own
-preexec/rlimit wrapper and the seed are measured the same way.
+median wall time, output size, peak RSS and CPU seconds of the ffmpeg children.
+Peak RSS and CPU time (user + system) are measured per run by wait4() on each child
+(ru_maxrss, ru_utime + ru_stime), so the pipeline's own preexec/rlimit wrapper and
+the seed are measured the same way. CPU seconds barely depend on how busy the
+machine is, wall time does: on a shared machine compare both.
+
+    python bench/transcode.py --repeat 5 --only hlg   # one clip (substring of its name)
 """
 
 from __future__ import annotations
@@ -74,25 +78,27 @@ class RssMeter:
 
     def __init__(self):
         self.peak_kb = 0
+        self.cpu = 0.0
 
     def reap(self, popen: subprocess.Popen) -> int:
         _, status, usage = os.wait4(popen.pid, 0)
         self.peak_kb = max(self.peak_kb, usage.ru_maxrss)
+        self.cpu += usage.ru_utime + usage.ru_stime
         popen.returncode = os.waitstatus_to_exitcode(status)
         return popen.returncode
 
 
-def run_seed(src: Path, out: Path) -> tuple[float, int]:
+def run_seed(src: Path, out: Path) -> tuple[float, int, float]:
     meter = RssMeter()
     start = time.monotonic()
     for cmd in seed_commands(src, out):
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
         if meter.reap(p) != 0:
             raise SystemExit(f"seed failed: {cmd}")
-    return time.monotonic() - start, meter.peak_kb
+    return time.monotonic() - start, meter.peak_kb, meter.cpu
 
 
-def run_pipeline(src: Path, out: Path) -> tuple[float, int, bool]:
+def run_pipeline(src: Path, out: Path) -> tuple[float, int, float, bool]:
     meter = RssMeter()
     real_popen = subprocess.Popen
 
@@ -114,46 +120,57 @@ def run_pipeline(src: Path, out: Path) -> tuple[float, int, bool]:
     start = time.monotonic()
     with mock.patch.object(proc.subprocess, "Popen", MeteredPopen):
         result = transcode(src, out)
-    return time.monotonic() - start, meter.peak_kb, result.copied
+    return time.monotonic() - start, meter.peak_kb, meter.cpu, result.copied
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
+    ap.add_argument("--only", default="", help="run only the clips whose name contains this")
     args = ap.parse_args()
+    clips = [name for name in CLIPS if args.only in name]
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, gen in CLIPS.items():
+    for name in clips:
+        gen = CLIPS[name]
         path = args.out / name
         if not path.exists():
             print(f"generating {name} ...", flush=True)
             subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *gen, str(path)], check=True)
     print(f"ffmpeg {tool_versions()['ffmpeg']}, {os.cpu_count()} cores, median of {args.repeat}")
-    header = f"{'clip':26} {'who':9} {'wall s':>7} {'ratio':>6} {'MB out':>7} {'RSS MB':>7}"
+    header = (
+        f"{'clip':24} {'who':9} {'wall s':>6} {'ratio':>5} {'CPU s':>5} {'ratio':>5}"
+        f" {'MB out':>6} {'RSS MB':>6}"
+    )
     print(header)
-    for name in CLIPS:
+    for name in clips:
         src = args.out / name
-        seed_t, pipe_t, seed_rss, pipe_rss = [], [], [], []
+        seed_t, pipe_t, seed_rss, pipe_rss, seed_cpu, pipe_cpu = [], [], [], [], [], []
         seed_size = pipe_size = 0
         copied = False
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory(dir=args.out) as d:
-                t, rss = run_seed(src, Path(d))
+                t, rss, cpu = run_seed(src, Path(d))
                 seed_t.append(t)
                 seed_rss.append(rss)
+                seed_cpu.append(cpu)
                 seed_size = (Path(d) / "video.mp4").stat().st_size
             with tempfile.TemporaryDirectory(dir=args.out) as d:
-                t, rss, copied = run_pipeline(src, Path(d))
+                t, rss, cpu, copied = run_pipeline(src, Path(d))
                 pipe_t.append(t)
                 pipe_rss.append(rss)
+                pipe_cpu.append(cpu)
                 pipe_size = (Path(d) / "video.mp4").stat().st_size
         s, p = statistics.median(seed_t), statistics.median(pipe_t)
-        print(f"{name:26} {'seed':9} {s:7.2f} {1:6.2f} {seed_size / 1e6:7.2f} "
-              f"{max(seed_rss) / 1024:7.0f}")  # fmt: skip
+        sc, pc = statistics.median(seed_cpu), statistics.median(pipe_cpu)
+        print(f"{name[:24]:24} {'seed':9} {s:6.2f} {1:5.2f} {sc:5.1f} {1:5.2f} "
+              f"{seed_size / 1e6:6.2f} {max(seed_rss) / 1024:6.0f}")  # fmt: skip
         who = "pipe-copy" if copied else "pipeline"
-        print(f"{name:26} {who:9} {p:7.2f} {p / s:6.2f} {pipe_size / 1e6:7.2f} "
-              f"{max(pipe_rss) / 1024:7.0f}   runs: seed {fmt(seed_t)} pipe {fmt(pipe_t)}",
-              flush=True)  # fmt: skip
+        print(f"{name[:24]:24} {who:9} {p:6.2f} {p / s:5.2f} {pc:5.1f} {pc / sc:5.2f} "
+              f"{pipe_size / 1e6:6.2f} {max(pipe_rss) / 1024:6.0f}")  # fmt: skip
+        ratios = [b / a for a, b in zip(seed_t, pipe_t, strict=True)]
+        print(f"    runs wall: seed {fmt(seed_t)}  pipe {fmt(pipe_t)}  pair ratios {fmt(ratios)}")
+        print(f"    runs CPU:  seed {fmt(seed_cpu)}  pipe {fmt(pipe_cpu)}", flush=True)
     shutil.rmtree(args.out / "__pycache__", ignore_errors=True)
 
 

@@ -315,7 +315,8 @@ def _(out, clip):
 @recipe("slow_to_convert.mp4")
 def _(out, clip):
     # Enough work for several seconds of ffmpeg: used for progress, cancel and timeout.
-    ff(*testsrc("640x360", 30), "-t", "20", "-c:v", "libx264", "-preset", "ultrafast",
+    # (20 s was ~2 s of work once x264 got 3 threads: too close for the heartbeat test.)
+    ff(*testsrc("640x360", 30), "-t", "40", "-c:v", "libx264", "-preset", "ultrafast",
        "-pix_fmt", "yuv444p", out)  # fmt: skip
 
 

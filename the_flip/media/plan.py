@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,65 @@ COPY_MAX_BITS_PER_PIXEL_SECOND = 10.0  # 10 Mbit/s per megapixel (1080p: ~20.7 M
 COPY_AUDIO = frozenset({"aac"})
 
 THUMBNAIL_FRAMES = 100  # frames the `thumbnail` filter compares (its default)
+
+# --- Threads and memory --------------------------------------------------------------
+# Peak memory of the ffmpeg child is dominated by frames in flight. A frame larger than
+# 1080p is "large" (a 4K phone video, encoded at 2400x1350):
+# * the decoder runs one thread: each frame thread keeps its own set of reference
+#   frames, 12 MB each for 8-bit 4K (25 MB for 10-bit);
+# * x264 runs at most 2 frame threads (each holds ~36 MB at 2400x1350) with
+#   ``sync-lookahead=0`` and ``rc-lookahead=20`` instead of preset medium's 40: every
+#   lookahead frame costs ~10 MB at 2400x1350 (the picture plus four half-size planes),
+#   so medium's 40 frames alone need ~420 MB. 20 is preset "faster"'s value; crf,
+#   preset and profile are unchanged. Measured on a 5 s 4K HEVC clip: 835 MB -> 562 MB.
+LARGE_FRAME_PIXELS = 1920 * 1088
+LARGE_RC_LOOKAHEAD = 20
+LARGE_X264_THREADS = 2
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), at least 1."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Threads:
+    decoder: int
+    filters: int
+    x264: int
+    x264_params: str
+
+
+def thread_counts(limits: Limits, source_pixels: int, output_pixels: int) -> Threads:
+    """Threads for the decoder, the filter graph and x264, and x264's memory options.
+
+    ``limits.threads`` is a hard cap for all three. Without it (None) the decoder gets
+    one thread per usable CPU and x264 its own default, 1.5 x the CPUs (3 on 2 cores:
+    x264's frame threads wait on each other, so 2 threads leave a core idle part of the
+    time). ffmpeg runs niced, so this does not starve the web app.
+
+    The filter graph runs in one thread up to 1080p: slice threading makes the HDR
+    chain cost ~15 % more CPU (zscale recomputes the rows around every slice) and the
+    decoder and x264 threads keep the cores busy anyway (10 s 1080p HLG: -0.5 CPU-s).
+    A large source is decoded in one thread (memory, below), so there the filters
+    (the downscale) get the CPUs, or the main thread would hold up x264.
+    """
+    cpus = usable_cpus()
+    cap = limits.threads
+    decoder = cap or cpus
+    filters = 1
+    x264 = cap or max(1, cpus * 3 // 2)
+    params = f"threads={x264}"
+    if source_pixels > LARGE_FRAME_PIXELS:
+        decoder = 1
+        filters = cap or cpus
+    if output_pixels > LARGE_FRAME_PIXELS:
+        x264 = min(x264, LARGE_X264_THREADS)
+        params = f"threads={x264}:rc-lookahead={LARGE_RC_LOOKAHEAD}:sync-lookahead=0"
+    return Threads(decoder=decoder, filters=filters, x264=x264, x264_params=params)
 
 
 def copy_blockers(info: MediaInfo, target: Target) -> list[str]:
@@ -148,6 +208,11 @@ class Plan:
     target: Target
     limits: Limits
     video_filter: str  # filter chain from the decoded frame to the encoded one ("" = copy)
+    source_pixels: int = 0  # coded width x height of the source video
+
+    @property
+    def threads(self) -> Threads:
+        return thread_counts(self.limits, self.source_pixels, self.width * self.height)
 
     @property
     def copied(self) -> bool:
@@ -183,21 +248,26 @@ class Plan:
 
     def commands(self, source: Path, video_out: Path, poster_out: Path) -> list[list[str]]:
         """The ffmpeg runs, in order. Each writes ``-progress`` to stdout."""
-        t = self.limits.threads
+        th = self.threads
         progress = ["-progress", "pipe:1"]
         src = ["-f", self.demuxer, "-i", ffprobe_input(source)]
-        poster_chain = f"scale={self.target.poster_width}:-2,thumbnail=n={THUMBNAIL_FRAMES}"
+        # trim first: `thumbnail` only looks at the first THUMBNAIL_FRAMES frames, and
+        # without it every later frame would still be scaled for nothing.
+        poster_chain = (
+            f"trim=end_frame={THUMBNAIL_FRAMES},scale={self.target.poster_width}:-2,"
+            f"thumbnail=n={THUMBNAIL_FRAMES}"
+        )
         if self.copy_video:
             remux = [
-                *self._head(), "-threads", str(t), *src,
+                *self._head(), "-threads", str(th.decoder), *src,
                 "-map", f"0:{self.video_index}", "-c:v", "copy",
                 *self._audio_args(), *progress, *self._mp4_tail(video_out),
             ]  # fmt: skip
             # Poster from a cheap decode: key frames only, of the (small) remuxed file.
             poster = [
-                *self._head(), "-threads", str(t), "-skip_frame", "nokey",
+                *self._head(), "-threads", str(th.decoder), "-skip_frame", "nokey",
                 "-f", "mov", "-i", ffprobe_input(video_out),
-                "-map", "0:v:0", "-an", "-filter_threads", str(t),
+                "-map", "0:v:0", "-an", "-filter_threads", str(th.filters),
                 "-vf", f"{poster_chain},format=yuvj420p", *progress,
                 *self._poster_out(poster_out),
             ]  # fmt: skip
@@ -206,13 +276,12 @@ class Plan:
             f"[0:{self.video_index}]{self.video_filter},split=2[v][p];"
             f"[p]{poster_chain},format=yuvj420p[poster]"
         )
-        x264 = f"threads={t}:lookahead-threads=1"
         encode = [
-            *self._head(), "-threads", str(t), *src,
-            "-filter_complex_threads", str(t), "-filter_complex", graph,
+            *self._head(), "-threads", str(th.decoder), *src,
+            "-filter_complex_threads", str(th.filters), "-filter_complex", graph,
             "-map", "[v]", "-c:v", "libx264", "-profile:v", self.target.profile,
             "-preset", self.target.preset, "-crf", str(self.target.crf),
-            "-pix_fmt", "yuv420p", "-threads", str(t), "-x264-params", x264,
+            "-pix_fmt", "yuv420p", "-threads", str(th.x264), "-x264-params", th.x264_params,
             "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
             "-color_range", "tv", "-fps_mode", "vfr",
             *self._audio_args(), *progress, *self._mp4_tail(video_out),
@@ -274,4 +343,5 @@ def plan(info: MediaInfo, target: Target = Target(), limits: Limits = Limits()) 
         target=target,
         limits=limits,
         video_filter=vf,
+        source_pixels=v.width * v.height,
     )

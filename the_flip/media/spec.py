@@ -29,7 +29,10 @@ class Limits:
     cpu_seconds: int = 60 * 60  # RLIMIT_CPU
     address_space: int = 6 * 1024**3  # RLIMIT_AS bytes
     max_output_bytes: int = 2 * 1024**3  # RLIMIT_FSIZE
-    threads: int = 2  # thread cap for decoder, encoder and filters
+    # Thread cap for the decoder, the filter graph and x264. None (the default) sizes
+    # them from the CPUs this process may run on (see ``plan.thread_counts``): x264 gets
+    # its own default of 1.5 x the CPUs, which is safe because ffmpeg runs niced.
+    threads: int | None = None
     nice: int = 10  # plus ionice best-effort level 7 when the ionice binary exists
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"

@@ -251,7 +251,9 @@ TRANSCODE_TARGET = Target()  # the product spec: H.264 main crf 23 medium, AAC 1
 TRANSCODE_LIMITS = Limits(
     max_duration=float(os.environ.get("MAX_VIDEO_MINUTES", "15")) * 60,
     timeout=float(os.environ.get("TRANSCODE_TIMEOUT_SECONDS", str(30 * 60))),
-    threads=int(os.environ.get("TRANSCODE_THREADS", "2")),
+    # Unset: sized from the CPUs this process may use (x264's own 1.5x); ffmpeg is niced, so
+    # the web stays responsive either way. A number caps decoder, filters and encoder.
+    threads=int(os.environ["TRANSCODE_THREADS"]) if os.environ.get("TRANSCODE_THREADS") else None,
 )
 TRANSCODE_WORK_DIR = DATA_DIR / "tmp" / "transcode"
 
