@@ -51,7 +51,7 @@ def test_a_missing_ffmpeg_is_reported_clearly(clip, workdir):
     assert info.value.code == "ffmpeg_missing"
 
 
-def test_the_child_runs_with_rlimits_nice_and_its_own_session(tmp_path, workdir):
+def test_the_child_runs_with_rlimits_low_priority_and_its_own_session(tmp_path, workdir):
     report = tmp_path / "report.txt"
     fake = tmp_path / "fake-ffmpeg"
     fake.write_text(
@@ -76,6 +76,7 @@ def test_the_child_runs_with_rlimits_nice_and_its_own_session(tmp_path, workdir)
     pid_ = int(text.split("STAT ", 1)[1].split()[0])
     assert int(stat[3]) == pid_, "session id == its own pid: start_new_session"
     assert int(stat[16]) == os.nice(0) + 7, "niceness raised by limits.nice"
+    assert int(stat[38]) == os.SCHED_IDLE, "CPU only when the web has none to use"
 
 
 def test_progress_is_a_once_a_second_heartbeat_from_0_to_100(clip, workdir):

@@ -6,7 +6,8 @@ Every child gets, before it runs a single instruction of ffmpeg:
   cancel kills the whole group with ``os.killpg`` and nothing is orphaned;
 * ``RLIMIT_AS``, ``RLIMIT_CPU`` (soft limit sends SIGXCPU, hard limit 5 s later
   SIGKILL), ``RLIMIT_FSIZE`` and ``RLIMIT_CORE=0``;
-* ``os.nice(limits.nice)`` and, when the ``ionice`` binary exists, best-effort
+* ``os.nice(limits.nice)``, the ``SCHED_IDLE`` CPU policy when ``limits.idle_cpu``
+  (the web always comes first), and, when the ``ionice`` binary exists, best-effort
   I/O class level 7 (``ionice -t`` ignores a refusal to set it);
 * stdin from /dev/null.
 
@@ -61,6 +62,7 @@ def _limit_child(limits: Limits) -> Callable[[], None]:
     cpu = int(limits.cpu_seconds)
     fsize = int(limits.max_output_bytes)
     nice = int(limits.nice)
+    idle_cpu = bool(limits.idle_cpu)
 
     def preexec() -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -72,6 +74,9 @@ def _limit_child(limits: Limits) -> Callable[[], None]:
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
         if nice:
             os.nice(nice)
+        if idle_cpu:  # a kernel or sandbox without SCHED_IDLE: nice alone still applies
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
     return preexec
 

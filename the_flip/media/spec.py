@@ -34,5 +34,8 @@ class Limits:
     # its own default of 1.5 x the CPUs, which is safe because ffmpeg runs niced.
     threads: int | None = None
     nice: int = 10  # plus ionice best-effort level 7 when the ionice binary exists
+    # SCHED_IDLE: ffmpeg gets a core only when nothing else (the web) wants it, so a page
+    # request never waits behind a transcode; with nothing else to do it runs at full speed.
+    idle_cpu: bool = True
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
