@@ -88,30 +88,6 @@ def live_app(transactional_db, collected_static):
     stop_process(process)
 
 
-@pytest.fixture
-def start_consumer(transactional_db):
-    """Start a real `manage.py run_huey` when the test says so (it stops after the test)."""
-    started = []
-
-    def start() -> subprocess.Popen:
-        log_path = Path(settings.DATA_DIR) / f"consumer-{time.monotonic_ns()}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "manage.py", "run_huey"],
-                cwd=ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        process.log_path = log_path
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        stop_process(process)
-
-
-# Per module, not per session: the Playwright driver is a child process of pytest, and other
-# tests (tests/pipeline) check that nothing they started is left running.
 @pytest.fixture(scope="module")
 def chromium():
     require(CHROMIUM.exists(), "Debian chromium (/usr/bin/chromium)")

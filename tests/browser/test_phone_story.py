@@ -40,10 +40,10 @@ def _video_plays(page) -> dict:
 
 
 def test_phone_logs_work_with_a_video_and_a_photo(
-    phone, maintainer_login, machine, start_consumer, story_clip, photo, shots
+    phone, maintainer_login, machine, consumer_factory, story_clip, photo, shots
 ):
     page = phone
-    start_consumer()
+    consumer_factory()
     page.goto("/accounts/login/")
     shots(page, "01-login")
     maintainer_login(page)
@@ -118,10 +118,10 @@ def test_phone_logs_work_with_a_video_and_a_photo(
 
 
 def test_a_bad_file_says_why_and_can_be_retried_or_removed(
-    phone, maintainer_login, machine, maintainer, start_consumer, tmp_path, shots
+    phone, maintainer_login, machine, maintainer, consumer_factory, tmp_path, shots
 ):
     page = phone
-    start_consumer()
+    consumer_factory()
     entry = LogEntry.objects.create(machine=machine, author=maintainer, text="Coil stop")
     bogus = tmp_path / "IMG_0666.MOV"
     bogus.write_text("this is not a video, just words in a file named .MOV\n" * 50)
@@ -158,7 +158,7 @@ def test_a_bad_file_says_why_and_can_be_retried_or_removed(
 
 
 def test_reloading_while_a_video_waits_shows_it_waiting_then_it_plays(
-    phone, maintainer_login, machine, maintainer, start_consumer, android_clip, tmp_path, shots
+    phone, maintainer_login, machine, maintainer, consumer_factory, android_clip, tmp_path, shots
 ):
     """No worker yet: the videos wait; a reload shows them waiting; a wrong one can be removed
     before it is processed; the worker comes; the other plays."""
@@ -191,7 +191,7 @@ def test_reloading_while_a_video_waits_shows_it_waiting_then_it_plays(
     expect(wrong_tile).to_have_count(0)
     assert not LogEntryMedia.objects.filter(pk=wrong_id).exists()
 
-    start_consumer()
+    consumer_factory()
     tile = page.locator('.tile[data-kind="video"]')
     expect(tile.locator("video")).to_be_visible(timeout=60_000)
     result = _video_plays(page)
