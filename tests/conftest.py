@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import connection
 
 from tests import clips
+from tests.worker_helpers import flush_queue
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -77,13 +78,6 @@ def machine(db):
     return Machine.objects.create(name="Eight Ball Deluxe")
 
 
-def _flush_queue() -> None:
-    from huey.contrib.djhuey import HUEY
-
-    HUEY.storage.flush_queue()
-    HUEY.storage.flush_schedule()
-
-
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """The huey queue lives in the test database too (PostgreSQL: `test_<name>`, see
@@ -126,7 +120,7 @@ def stop_process(process) -> None:
 def consumer_factory(transactional_db):
     """Start real `manage.py run_worker` processes on the test database (each call one more);
     all are stopped after the test. ``process.log_path`` holds its output."""
-    _flush_queue()  # tasks left over from an earlier test would refer to rows gone now
+    flush_queue()  # tasks left over from an earlier test would refer to rows gone now
     started = []
 
     def start(**extra_env):
