@@ -168,30 +168,30 @@ class LogEntryMedia(models.Model):
 
     # --- State transitions (queryset updates: the web and the worker write concurrently) --
 
-    def _update(self, **fields) -> bool:
-        """Write fields to this row only; False when the row is gone (deleted meanwhile)."""
+    def _update(self, only_from: tuple[str, ...] = (), **fields) -> bool:
+        """Write fields to this row only, and, with ``only_from``, only while the row is still
+        in one of those states (so two workers, or a worker and a reset, never both win the
+        same transition). False when no row matched: deleted meanwhile, or someone else won;
+        this instance is then left as it was."""
         fields.setdefault("updated_at", timezone.now())
-        updated = LogEntryMedia.objects.filter(pk=self.pk).update(**fields)
+        rows = LogEntryMedia.objects.filter(pk=self.pk)
+        if only_from:
+            rows = rows.filter(transcode_status__in=only_from)
+        if not rows.update(**fields):
+            return False
+        computed = [name for name, value in fields.items() if hasattr(value, "resolve_expression")]
         for name, value in fields.items():
-            setattr(self, name, value)
-        return bool(updated)
-
-    def _transition(self, from_states: tuple[str, ...], **fields) -> bool:
-        """Like _update, but only when the row is still in one of ``from_states`` (so two
-        workers, or a worker and a reset, never both win the same transition)."""
-        fields.setdefault("updated_at", timezone.now())
-        updated = LogEntryMedia.objects.filter(pk=self.pk, transcode_status__in=from_states).update(
-            **fields
-        )
-        if updated:
-            self.refresh_from_db()
-        return bool(updated)
+            if name not in computed:
+                setattr(self, name, value)
+        if computed:  # e.g. attempts = F("attempts") + 1: read back what the database made
+            self.refresh_from_db(fields=computed)
+        return True
 
     def start_processing(self) -> bool:
         """pending → processing, counting one attempt. False when someone else has it (or it
         is gone): the caller must then leave it alone."""
         now = timezone.now()
-        return self._transition(
+        return self._update(
             (self.Status.PENDING,),
             transcode_status=self.Status.PROCESSING,
             attempts=models.F("attempts") + 1,
@@ -207,9 +207,17 @@ class LogEntryMedia(models.Model):
         self._update(progress=max(0, min(99, int(percent))), heartbeat_at=timezone.now())
 
     def mark_ready(
-        self, *, video_name: str, poster_name: str, duration: float, width: int, height: int
+        self,
+        *,
+        video_name: str,
+        poster_name: str,
+        duration: float,
+        width: int,
+        height: int,
+        source_summary: str = "",
     ) -> bool:
         return self._update(
+            source_summary=source_summary[:255],
             transcoded_file=video_name,
             poster_file=poster_name,
             transcode_status=self.Status.READY,
@@ -221,8 +229,10 @@ class LogEntryMedia(models.Model):
             error_detail="",
         )
 
-    def mark_failed(self, reason: str, detail: str = "") -> bool:
+    def mark_failed(self, reason: str, detail: str = "", source_summary: str = "") -> bool:
+        summary = {"source_summary": source_summary[:255]} if source_summary else {}
         return self._update(
+            **summary,
             transcode_status=self.Status.FAILED,
             progress=None,
             error=reason,
@@ -236,12 +246,12 @@ class LogEntryMedia(models.Model):
         fields = {"transcode_status": self.Status.PENDING, "progress": None}
         if not count_attempt:
             fields["attempts"] = Greatest(models.F("attempts") - 1, 0)
-        return self._transition((self.Status.PROCESSING, self.Status.PENDING), **fields)
+        return self._update((self.Status.PROCESSING, self.Status.PENDING), **fields)
 
     def give_up(self, attempts: int) -> bool:
         """After too many attempts (each one died or hung), stop trying; keep the original so
         an admin can retry."""
-        return self._transition(
+        return self._update(
             (self.Status.PROCESSING, self.Status.PENDING),
             transcode_status=self.Status.FAILED,
             progress=None,

@@ -123,13 +123,13 @@ def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> s
     video_name = _move_into_media(result.video_path, "videos", ".mp4")
     poster_name = _move_into_media(result.poster_path, "posters", ".jpg")
     original = media.file.name
-    LogEntryMedia.objects.filter(pk=media.pk).update(source_summary=result.info.summary()[:255])
     stored = media.mark_ready(
         video_name=video_name,
         poster_name=poster_name,
         duration=result.duration,
         width=result.width,
         height=result.height,
+        source_summary=result.info.summary(),
     )
     if not stored:  # deleted while we worked
         for name in (video_name, poster_name, original):
@@ -168,9 +168,7 @@ def _record_failure(media: LogEntryMedia, failure: "pipeline.MediaError") -> Non
         failure.probe_summary,
         failure.detail[-500:].replace("\n", " / "),
     )
-    media.mark_failed(failure.reason, failure.detail)
-    if failure.probe_summary:
-        LogEntryMedia.objects.filter(pk=media.pk).update(source_summary=failure.probe_summary[:255])
+    media.mark_failed(failure.reason, failure.detail, source_summary=failure.probe_summary)
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("media_id", media.pk)
         scope.set_tag("failure", failure.code)
