@@ -3,6 +3,7 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from the_flip.apps.catalog.models import Machine
 from the_flip.apps.maintenance.models import LogEntry
 
 pytestmark = pytest.mark.django_db
@@ -74,3 +75,9 @@ def test_healthz_is_ok_with_a_fresh_heartbeat(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+def test_a_too_long_machine_name_is_refused_on_the_page_too(maintainer_client):
+    response = maintainer_client.post("/", {"name": "X" * 201}, follow=True)
+    assert "too long" in response.content.decode()
+    assert not Machine.objects.exists()

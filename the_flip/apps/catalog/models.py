@@ -16,6 +16,17 @@ class Machine(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @classmethod
+    def name_problem(cls, name: str) -> str | None:
+        """Why ``name`` can't be a new machine's name, in plain words; None when it can."""
+        if not name:
+            return "Give the machine a name."
+        if len(name) > cls._meta.get_field("name").max_length:
+            return "That name is too long (200 characters at most)."
+        if cls.objects.filter(name__iexact=name).exists():
+            return f"There is already a machine called “{name}”."
+        return None
+
     def save(self, *args, **kwargs) -> None:
         if not self.slug:
             self.slug = self._unique_slug()

@@ -84,12 +84,9 @@ def machines(request: HttpRequest) -> JsonResponse:
     if request.method == "GET":
         return JsonResponse([m.as_json() for m in Machine.objects.all()], safe=False)
     name = str(_request_data(request).get("name", "")).strip()
-    if not name:
-        return error("Give the machine a name.")
-    if len(name) > 200:
-        return error("That name is too long (200 characters at most).")
-    if Machine.objects.filter(name__iexact=name).exists():
-        return error(f"There is already a machine called “{name}”.")
+    problem = Machine.name_problem(name)
+    if problem:
+        return error(problem)
     return JsonResponse(Machine.objects.create(name=name).as_json(), status=201)
 
 
@@ -102,12 +99,9 @@ def create_log_entry(request: HttpRequest) -> JsonResponse:
     uploads = request.FILES.getlist("media")
     if len(uploads) > MAX_FILES_PER_REQUEST:
         return error(f"Attach at most {MAX_FILES_PER_REQUEST} files at once.")
-    prepared = [(upload, *prepare(upload)) for upload in uploads]  # all valid, or nothing saved
-    with transaction.atomic():
-        entry = LogEntry.objects.create(
-            machine=machine, author=request.user, text=request.POST.get("text", "")
-        )
-        media = [entry.attach(upload, kind, photo) for upload, kind, photo in prepared]
+    entry, media = LogEntry.create_with_media(
+        machine=machine, author=request.user, text=request.POST.get("text", ""), uploads=uploads
+    )
     return JsonResponse(
         {
             "id": entry.pk,

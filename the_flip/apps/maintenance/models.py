@@ -49,6 +49,18 @@ class LogEntry(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("log-entry-detail", args=[self.pk])
 
+    @classmethod
+    def create_with_media(cls, *, machine, author, text: str, uploads: list) -> tuple:
+        """A new entry with its uploads. Every upload is validated first, so one bad file
+        means nothing is saved (raises uploads.UploadRejected). Returns (entry, media)."""
+        from .uploads import prepare
+
+        prepared = [(upload, *prepare(upload)) for upload in uploads]
+        with transaction.atomic():
+            entry = cls.objects.create(machine=machine, author=author, text=text)
+            media = [entry.attach(upload, kind, photo) for upload, kind, photo in prepared]
+        return entry, media
+
     def attach(self, upload, kind: str, cleaned_photo=None) -> "LogEntryMedia":
         """Store an already validated upload (see uploads.prepare) on this entry.
 

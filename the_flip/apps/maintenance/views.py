@@ -2,7 +2,6 @@
 the plain form posts below are the no-JavaScript fallback and share the same validation."""
 
 from django.contrib import messages
-from django.db import transaction
 from django.db.models import Count, Max, Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,7 +15,6 @@ from .uploads import (
     MAX_FILES_PER_REQUEST,
     UploadRejected,
     max_upload_mb,
-    prepare,
     too_large_message,
 )
 
@@ -31,12 +29,10 @@ UPLOAD_CONTEXT = {
 def machine_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         name = request.POST.get("name", "").strip()
-        if not name:
-            messages.error(request, "Give the machine a name.")
-        elif Machine.objects.filter(name__iexact=name).exists():
-            messages.error(request, f"There is already a machine called “{name}”.")
-        else:
+        problem = Machine.name_problem(name)
+        if problem is None:
             return redirect(Machine.objects.create(name=name))
+        messages.error(request, problem)
         return redirect("machine-list")
     machines = Machine.objects.annotate(
         entry_count=Count("log_entries"), last_entry=Max("log_entries__created_at")
@@ -65,17 +61,15 @@ def log_entry_new(request: HttpRequest, slug: str) -> HttpResponse:
             messages.error(request, too_large_message())
             return render(request, "maintenance/log_entry_form.html", context, status=413)
         try:
-            uploads = request.FILES.getlist("media")[:MAX_FILES_PER_REQUEST]
-            prepared = [(upload, *prepare(upload)) for upload in uploads]
+            entry, _ = LogEntry.create_with_media(
+                machine=machine,
+                author=request.user,
+                text=request.POST.get("text", ""),
+                uploads=request.FILES.getlist("media")[:MAX_FILES_PER_REQUEST],
+            )
         except UploadRejected as rejected:
             messages.error(request, str(rejected))
             return render(request, "maintenance/log_entry_form.html", context, status=400)
-        with transaction.atomic():
-            entry = LogEntry.objects.create(
-                machine=machine, author=request.user, text=request.POST.get("text", "")
-            )
-            for upload, kind, photo in prepared:
-                entry.attach(upload, kind, photo)
         return redirect(entry)
     return render(request, "maintenance/log_entry_form.html", context)
 
