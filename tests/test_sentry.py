@@ -153,3 +153,25 @@ def test_a_given_up_video_sends_one_event(sentry_in_process, machine, settings):
     assert "gave up after 3 attempts" in (
         events[0].get("message") or events[0]["logentry"]["message"]
     )
+
+
+@pytest.mark.django_db
+def test_a_long_transcode_keeps_the_worker_checking_in(
+    sentry_in_process, machine, settings, monkeypatch
+):
+    """One worker thread: while a 20-minute video transcodes, the every-minute heartbeat task
+    waits. The transcode's own progress keeps the worker's heartbeat and Crons check-in going,
+    at most once every HEARTBEAT_EVERY seconds."""
+    from the_flip.apps.worker import health, transcoding
+    from the_flip.apps.worker.models import WorkerHeartbeat
+
+    monkeypatch.setattr(health, "_last_beat", 0.0)
+    media = make_video(machine, status="processing", attempts=1)
+    for percent in (10, 11, 12):  # three progress reports, a second apart in real life
+        transcoding._progress(media, percent)
+    media.refresh_from_db()
+    assert media.progress == 12
+    assert WorkerHeartbeat.objects.filter(id=1).exists()
+    sentry_sdk.flush(timeout=5)
+    wait_for(lambda: sentry_in_process.of_type("check_in"), timeout=5, what="a check-in")
+    assert len(sentry_in_process.of_type("check_in")) == 1, "throttled to one a minute"

@@ -16,11 +16,6 @@ class WorkerHeartbeat(models.Model):
     def beat(cls, pid: int | None = None) -> None:
         cls.objects.update_or_create(id=1, defaults={"beat_at": timezone.now(), "pid": pid})
 
-    @classmethod
-    def age_seconds(cls) -> float | None:
-        beat = cls.objects.filter(id=1).values_list("beat_at", flat=True).first()
-        return None if beat is None else (timezone.now() - beat).total_seconds()
-
 
 class TaskRecord(models.Model):
     """One run of a queued task, for the admin: what ran, when, how it ended, and why not.

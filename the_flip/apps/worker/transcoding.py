@@ -16,7 +16,11 @@ from django.conf import settings
 from the_flip import media as pipeline
 from the_flip.apps.maintenance.models import LogEntryMedia, generated_name
 
+from . import health
+
 log = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY = 50  # seconds; the heartbeat task's own period is a minute
 
 
 class Outcome(str):
@@ -75,7 +79,7 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
             workdir,
             target=settings.TRANSCODE_TARGET,
             limits=settings.TRANSCODE_LIMITS,
-            on_progress=media.record_progress,
+            on_progress=lambda percent: _progress(media, percent),
             cancel=cancel,
         )
         return Outcome.of(_store_result(media, result), media, stderr_tail=result.stderr_tail)
@@ -92,6 +96,14 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _progress(media: LogEntryMedia, percent: int) -> None:
+    """About once a second while ffmpeg runs: the row's progress and heartbeat, and, at most
+    once a minute, the worker's own heartbeat and Crons check-in (a long transcode holds the
+    only worker thread, so the every-minute heartbeat task waits behind it)."""
+    media.record_progress(percent)
+    health.beat(throttle=HEARTBEAT_EVERY)
 
 
 def give_up(media: LogEntryMedia, attempts: int) -> bool:
