@@ -185,6 +185,8 @@ TRANSCODE_STALE_SECONDS = int(os.environ.get("TRANSCODE_STALE_SECONDS", "120"))
 WORKER_STARTUP_STALE_SECONDS = float(os.environ.get("WORKER_STARTUP_STALE_SECONDS", "5"))
 # `pending` this long with no task in the queue for it: the task was lost; enqueue again.
 TRANSCODE_REQUEUE_PENDING_SECONDS = int(os.environ.get("TRANSCODE_REQUEUE_PENDING_SECONDS", "60"))
+# The heartbeat runs every minute; allow one missed beat before calling the worker dead.
+WORKER_HEARTBEAT_MAX_AGE = int(os.environ.get("WORKER_HEARTBEAT_MAX_AGE", "150"))
 # A video pending, or processing without a sign of life, this long is "stuck" (healthz 503).
 STUCK_AFTER_SECONDS = int(os.environ.get("STUCK_AFTER_SECONDS", str(15 * 60)))
 # The consumer exits after this many tasks (chores not counted); supervisord starts a fresh one.
@@ -297,8 +299,3 @@ if SENTRY_DSN:
     from the_flip.sentry import init_sentry
 
     init_sentry(SENTRY_DSN)
-
-# --- Worker health --------------------------------------------------------------------------
-
-# The heartbeat task runs every minute; allow one missed beat before calling the worker dead.
-WORKER_HEARTBEAT_MAX_AGE = int(os.environ.get("WORKER_HEARTBEAT_MAX_AGE", "150"))
