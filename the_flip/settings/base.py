@@ -77,6 +77,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Before anything reads a body: refuses one that is too large for this user and view.
+    "the_flip.apps.maintenance.request_limits.RequestBodyLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Before CSRF: API calls from strangers are refused before the body is read.
@@ -246,6 +248,13 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 PHOTO_MAX_LONG_SIDE = 2400
+
+# --- Request bodies and the web front (nginx; maintenance/request_limits.py, deploy/) ------
+
+# Every request body but a maintainer's upload: login, logout, admin, JSON, page forms.
+REQUEST_BODY_MAX_BYTES = int(os.environ.get("REQUEST_BODY_MAX_KB", "1024")) * 1024
+# nginx's temp files (request bodies it buffers for gunicorn, large answers).
+NGINX_TEMP_DIR = DATA_DIR / "tmp" / "nginx"
 
 # --- Media pipeline policy (one place; passed into the_flip.media) --------------------------
 

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.http import HttpRequest
 
 from the_flip.apps.accounts.decorators import is_maintainer
@@ -10,8 +9,8 @@ class ApiAuthMiddleware:
     """Refuse API calls from strangers before CSRF checks or upload parsing read the body.
 
     Sits between AuthenticationMiddleware and CsrfViewMiddleware. Views marked by
-    ``api_view`` need a logged-in maintainer (a staff user); the view also says how many files
-    it takes, which bounds the request size the upload handler lets in.
+    ``api_view`` need a logged-in maintainer (a staff user). How large their bodies may be is
+    request_limits.py's decision (it runs first).
     """
 
     def __init__(self, get_response):
@@ -28,8 +27,4 @@ class ApiAuthMiddleware:
             return error("Log in first: POST your username and password to /accounts/login/.", 401)
         if not is_maintainer(user):
             return error("Only maintainers can do this. Ask an admin to make you staff.", 403)
-
-        request.upload_request_cap = (
-            settings.MAX_UPLOAD_BYTES * view_func.max_upload_files + 1024 * 1024
-        )
         return None

@@ -11,6 +11,7 @@ from the_flip.apps.accounts.decorators import maintainer_required
 from the_flip.apps.catalog.models import Machine
 
 from .models import LogEntry, LogEntryMedia
+from .request_limits import takes_uploads
 from .uploads import (
     MAX_FILES_PER_REQUEST,
     UploadRejected,
@@ -51,6 +52,7 @@ def machine_detail(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
+@takes_uploads(MAX_FILES_PER_REQUEST)
 @maintainer_required
 @require_http_methods(["GET", "POST"])
 def log_entry_new(request: HttpRequest, slug: str) -> HttpResponse:
