@@ -57,6 +57,12 @@ def prune() -> None:
              len(temps))  # fmt: skip
 
 
+@db_periodic_task(crontab(minute="37"))
+def expire_partial_uploads() -> None:
+    """Hourly: remove resumable uploads nobody finished before Upload-Expires, bytes too."""
+    chores.expire_partial_uploads()
+
+
 @on_startup()
 def announce_startup() -> None:
     if not HUEY.immediate:
