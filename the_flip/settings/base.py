@@ -6,7 +6,9 @@ PostgreSQL, FORCE_HTTPS turns on the settings a TLS-terminating platform wants.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -34,6 +36,21 @@ def env_float(name: str, default: float) -> float:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def bucket_origins(bucket: str, endpoint: str, region: str) -> list[str]:
+    """Where a presigned URL of the media bucket points, for the CSP: the endpoint's origin
+    (path-style URLs) and the bucket's virtual-host origin on it; AWS S3 itself without an
+    endpoint. The same variables the storage reads (BUCKET_NAME, AWS_ENDPOINT_URL_S3,
+    AWS_REGION)."""
+    if not bucket:
+        return []
+    if endpoint:
+        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        scheme, host = parts.scheme, parts.netloc
+        return [f"{scheme}://{host}", f"{scheme}://{bucket}.{host}"]
+    hosts = ["s3.amazonaws.com"] + ([f"s3.{region}.amazonaws.com"] if region else [])
+    return [f"https://{bucket}.{host}" for host in hosts] + [f"https://{host}" for host in hosts]
 
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -76,6 +93,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "huey.contrib.djhuey",
+    "axes",  # login throttle (Security below)
     "the_flip.apps.accounts",
     "the_flip.apps.catalog",
     "the_flip.apps.maintenance",
@@ -95,6 +113,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last: turns a login refused by the throttle into the login page with the reason.
+    "axes.middleware.AxesMiddleware",
 ]
 
 CSRF_FAILURE_VIEW = "the_flip.apps.maintenance.api.csrf_failure"
@@ -294,7 +315,51 @@ TRANSCODE_LIMITS = Limits(
 )
 TRANSCODE_WORK_DIR = DATA_DIR / "tmp" / "transcode"
 
-# --- Security -------------------------------------------------------------------------------
+# --- Security (docs/security.md) -------------------------------------------------------------
+
+# Password guessing: after this many failed logins for one username, or from one client
+# address, further attempts are refused (429 with a sentence) for LOGIN_LOCKOUT_MINUTES; each
+# failure during the lock restarts it. Unlock early: `manage.py axes_reset_username <name>`,
+# `manage.py axes_reset_ip <address>`, or delete the row under Axes > Access attempts in /admin/.
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "10"))
+LOGIN_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
+# Peers whose X-Real-IP / X-Forwarded-For name the client: our nginx on this machine (a unix
+# socket peer is trusted too). Anyone else's headers are ignored.
+TRUSTED_PROXY_IPS = env_list("TRUSTED_PROXY_IPS", "127.0.0.1,::1")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one alone locks
+AXES_RESET_ON_SUCCESS = True  # a right password forgives the typos before it
+AXES_CLIENT_IP_CALLABLE = "the_flip.apps.accounts.throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "the_flip.apps.accounts.throttle.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # failures are counted either way; no row per successful login
+
+# Content-Security-Policy: our own files only (no inline script or style anywhere, the admin's
+# included), never framed, forms post only here. Videos, posters and photos may also come
+# from the bucket, where /media/ redirects to a presigned URL.
+CSP_MEDIA_ORIGINS = bucket_origins(
+    os.environ.get("BUCKET_NAME", ""),
+    os.environ.get("AWS_ENDPOINT_URL_S3", ""),
+    os.environ.get("AWS_REGION", ""),
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", *CSP_MEDIA_ORIGINS],
+        "media-src": ["'self'", *CSP_MEDIA_ORIGINS],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
