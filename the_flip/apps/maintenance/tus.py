@@ -41,6 +41,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import http_date
 
+from . import attachments
 from .api import api_view, error
 from .models import LogEntry, PartialUpload
 from .uploads import UploadRejected, classify, too_large_message
@@ -282,7 +283,7 @@ def _complete(upload: PartialUpload, token: str) -> HttpResponse:
     try:
         try:
             with transaction.atomic():
-                media = _attach(upload.log_entry, assembled)
+                media = attachments.attach(upload.log_entry, assembled)
                 if not upload.release(token, media=media):
                     raise UploadRejected("Another request finished this upload already.", 409)
         except UploadRejected as rejected:
@@ -310,11 +311,3 @@ def _assemble(upload: PartialUpload) -> TemporaryUploadedFile:
     assembled.flush()
     assembled.seek(0)
     return assembled
-
-
-def _attach(entry: LogEntry, upload: File):
-    """TEMPORARY until attachments.py lands: the multipart path's validate + attach."""
-    from .uploads import prepare
-
-    kind, photo = prepare(upload)
-    return entry.attach(upload, kind, photo)
