@@ -21,7 +21,8 @@ def stack(tmp_path_factory):
     with Stack(tmp_path_factory.mktemp("data"), LOGIN_FAILURE_LIMIT=str(FAILURE_LIMIT)) as running:
         yield running
         log = running.log_tail(200_000)
-    # Refused bodies are logged by Django (with its traceback); a crash would be a 500 (a 503 is /healthz while the worker starts).
+    # Refused bodies are logged by Django (with its traceback); a crash would be a 500
+    # (a 503 is /healthz while the worker starts).
     assert not re.search(r'HTTP/1\.[01]" 500 ', log), log[-6000:]
 
 
@@ -69,7 +70,7 @@ def test_a_stranger_guessing_passwords_is_locked_out_until_an_admin_unlocks(stac
                      "Referer": f"http://127.0.0.1:{stack.port}/accounts/login/"},
         )  # fmt: skip
 
-    answers = [try_login("guess-%d" % n)[0] for n in range(FAILURE_LIMIT)]
+    answers = [try_login(f"guess-{n}")[0] for n in range(FAILURE_LIMIT)]
     assert answers == [200] * (FAILURE_LIMIT - 1) + [429]
     status, page = try_login(PASSWORD)  # the right password no longer helps
     assert status == 429 and "Too many failed logins" in page
