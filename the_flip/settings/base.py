@@ -239,6 +239,7 @@ WORKER_SCHEDULES = {
     "write_heartbeat": {"minute": f"*/{WORKER_HEARTBEAT_MINUTES}"},
     "reset_stale_transcodes": {"minute": "*"},  # every minute: nothing lost stays lost long
     "prune": {"minute": "17"},  # hourly
+    "expire_partial_uploads": {"minute": "37"},  # hourly
 }
 # The consumer exits after this many tasks (chores not counted); supervisord starts a fresh one.
 WORKER_MAX_TASKS = env_int("WORKER_MAX_TASKS", 5)
@@ -302,6 +303,20 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 PHOTO_MAX_LONG_SIDE = 2400
+
+# --- Resumable uploads (tus, maintenance/tus.py) and retried log entries (Idempotency-Key) ---
+
+# An unfinished upload is removed with its bytes this long after its last PATCH (tus: at least
+# 24 h, so a phone can come back tomorrow morning).
+TUS_EXPIRE_HOURS = env_int("TUS_EXPIRE_HOURS", 24)
+# One PATCH stops reading after this long and keeps what arrived (the client resumes from
+# there), so a slow phone never holds a web thread for minutes.
+TUS_PATCH_READ_SECONDS = env_int("TUS_PATCH_READ_SECONDS", 60)
+# A PATCH claim older than this belongs to a request that died (killed worker): another PATCH
+# may take the upload over. Comfortably more than reading plus storing one chunk.
+TUS_CLAIM_STALE_SECONDS = 3 * TUS_PATCH_READ_SECONDS
+# The same Idempotency-Key from the same maintainer within this long answers the first entry.
+IDEMPOTENCY_KEY_HOURS = 24
 
 # --- Media pipeline policy (one place; passed into the_flip.media) --------------------------
 
