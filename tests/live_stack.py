@@ -46,6 +46,8 @@ class Stack:
         self.role = role
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        # gunicorn's own socket behind nginx (deploy/start), for a test that must bypass nginx.
+        self.web_socket = self.data_dir / "run" / "web.sock"
         self.log_path = self.data_dir / "supervisord.log"
         bin_dir = str(Path(sys.executable).parent)
         self.env = {

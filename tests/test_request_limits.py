@@ -110,6 +110,8 @@ def test_nginx_learns_the_upload_addresses_from_the_views():
         r"^/api/log\-entries/(?:[0-9]+)/media/$",
         r"^/machines/(?:[-a-zA-Z0-9_]+)/log/new/$",
     }
+    tus_patch = [r for r in routes if "uploads/(?:[0-9a-f]{8}" in r]  # one tus upload's PATCHes
+    assert len(tus_patch) == 1 and routes[tus_patch[0]].cap == 200 * MB + MB
     assert routes[r"^/api/log\-entries/$"].cap == 10 * 200 * MB + MB
     assert routes[r"^/api/log\-entries/(?:[0-9]+)/media/$"].cap == 200 * MB + MB
     assert not any("media/(?:[0-9]+)/$" in regex for regex in routes)  # status reads: no files
