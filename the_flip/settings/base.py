@@ -185,8 +185,12 @@ TRANSCODE_STALE_SECONDS = int(os.environ.get("TRANSCODE_STALE_SECONDS", "120"))
 WORKER_STARTUP_STALE_SECONDS = float(os.environ.get("WORKER_STARTUP_STALE_SECONDS", "5"))
 # `pending` this long with no task in the queue for it: the task was lost; enqueue again.
 TRANSCODE_REQUEUE_PENDING_SECONDS = int(os.environ.get("TRANSCODE_REQUEUE_PENDING_SECONDS", "60"))
-# The heartbeat runs every minute; allow one missed beat before calling the worker dead.
-WORKER_HEARTBEAT_MAX_AGE = int(os.environ.get("WORKER_HEARTBEAT_MAX_AGE", "150"))
+# Each worker process writes its heartbeat row this often (seconds), from a thread of its own.
+WORKER_BEAT_SECONDS = float(os.environ.get("WORKER_BEAT_SECONDS", "15"))
+# A worker whose heartbeat is older than this is gone (/healthz: no live worker; its videos
+# go back in line). Several missed beats, and over a minute: the periodic heartbeat task also
+# beats, so one consumer started without the beating thread stays healthy.
+WORKER_HEARTBEAT_MAX_AGE = int(os.environ.get("WORKER_HEARTBEAT_MAX_AGE", "90"))
 # A video pending, or processing without a sign of life, this long is "stuck" (healthz 503).
 STUCK_AFTER_SECONDS = int(os.environ.get("STUCK_AFTER_SECONDS", str(15 * 60)))
 # The consumer exits after this many tasks (chores not counted); supervisord starts a fresh one.
@@ -231,6 +235,33 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# --- Media storage: DATA_DIR/media or an S3-compatible bucket (the_flip/storage.py) ---------
+
+# Set: every stored file (originals, videos, posters, photos) lives in this bucket; the
+# endpoint and credentials are the standard AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID,
+# AWS_SECRET_ACCESS_KEY and AWS_REGION that boto3 reads (`fly storage create` sets them all).
+BUCKET_NAME = os.environ.get("BUCKET_NAME", "").strip()
+# /media/... answers a redirect to a signed bucket URL valid this long (seconds).
+MEDIA_URL_EXPIRY_SECONDS = int(os.environ.get("MEDIA_URL_EXPIRY_SECONDS", "600"))
+# The ACL of new objects; empty for stores without ACLs (the bucket's default applies).
+BUCKET_ACL = os.environ.get("BUCKET_ACL", "private").strip()
+# /healthz asks the bucket whether it answers at most this often (seconds, per process).
+STORAGE_HEALTH_CACHE_SECONDS = float(os.environ.get("STORAGE_HEALTH_CACHE_SECONDS", "5"))
+# A transcode that could not reach the file store is tried again this much later (seconds).
+STORAGE_RETRY_SECONDS = int(os.environ.get("STORAGE_RETRY_SECONDS", "60"))
+if BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "the_flip.storage.MediaBucket",
+        "OPTIONS": {
+            "bucket_name": BUCKET_NAME,
+            # None: boto3 reads AWS_ENDPOINT_URL_S3 itself; passed on so checks can name it.
+            "endpoint_url": os.environ.get("AWS_ENDPOINT_URL_S3") or None,
+            "region_name": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+            "default_acl": BUCKET_ACL or None,
+            "querystring_expire": MEDIA_URL_EXPIRY_SECONDS,
+        },
+    }
 
 # --- Uploads --------------------------------------------------------------------------------
 

@@ -8,15 +8,24 @@ media players ask for.
 
 import mimetypes
 import os
+import posixpath
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.utils.http import http_date
 from django.views.decorators.http import require_GET
 
 from the_flip.apps.accounts.decorators import maintainer_required
+from the_flip.storage import is_bucket, signed_url
 
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 256 * 1024
@@ -34,16 +43,21 @@ def _file_chunks(path: Path, start: int, length: int):
             yield data
 
 
+SERVED_FOLDERS = {"videos", "posters", "photos"}
+
+
 @require_GET
 @maintainer_required
 def serve_media(request: HttpRequest, path: str) -> HttpResponse:
+    if is_bucket():
+        return _redirect_to_bucket(path)
     root = Path(settings.MEDIA_ROOT).resolve()
     file_path = (root / path).resolve()
     # Only finished outputs are served: never the originals or the worker's temp files.
     if (
         not file_path.is_relative_to(root)
         or not file_path.is_file()
-        or file_path.relative_to(root).parts[0] not in {"videos", "posters", "photos"}
+        or file_path.relative_to(root).parts[0] not in SERVED_FOLDERS
     ):
         raise Http404("No such file")
     size = file_path.stat().st_size
@@ -79,6 +93,25 @@ def serve_media(request: HttpRequest, path: str) -> HttpResponse:
     response = FileResponse(file_path.open("rb"), content_type=content_type)
     response["Content-Length"] = str(size)
     return _common_headers(response, mtime)
+
+
+def _redirect_to_bucket(name: str) -> HttpResponse:
+    """Media in a bucket: after the login check, send the browser to a short-lived signed
+    URL, so video bytes never pass through gunicorn and Range requests go to the bucket
+    (which answers 206 with the object's Content-Type). The redirect may be cached for a
+    fraction of the URL's lifetime, so a player re-fetching ranges never holds an expired
+    one."""
+    parts = PurePosixPath(name).parts
+    if (
+        not parts
+        or parts[0] not in SERVED_FOLDERS
+        or ".." in parts
+        or name != posixpath.normpath(name)
+    ):
+        raise Http404("No such file")
+    response = HttpResponseRedirect(signed_url(name))
+    response["Cache-Control"] = f"private, max-age={settings.MEDIA_URL_EXPIRY_SECONDS // 4}"
+    return response
 
 
 def _common_headers(response: HttpResponse, mtime: str) -> HttpResponse:

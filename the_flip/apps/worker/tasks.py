@@ -49,8 +49,8 @@ def reset_stale_transcodes() -> None:
 
 @db_periodic_task(crontab(minute="17"))
 def prune() -> None:
-    """Hourly: drop old task records, orphaned media files and stale temp files."""
-    pruned = chores.prune_task_records()
+    """Hourly: drop old task records and heartbeats, orphaned media files and temp files."""
+    pruned = chores.prune_task_records() + health.prune_heartbeats()
     orphans = chores.remove_orphaned_files()
     temps = chores.remove_stale_temp_files()
     log.info("pruned %d task records, %d orphaned files, %d temp files", pruned, len(orphans),

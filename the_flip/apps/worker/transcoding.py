@@ -4,23 +4,27 @@ The pipeline (the_flip.media) knows nothing of Django; this module knows nothing
 """
 
 import logging
-import os
 import shutil
 import tempfile
 import threading
-from pathlib import Path
+import time
+from pathlib import Path, PurePosixPath
 
 import sentry_sdk
 from django.conf import settings
+from django.core.files import File
 
 from the_flip import media as pipeline
 from the_flip.apps.maintenance.models import LogEntryMedia, generated_name
+from the_flip.storage import STORE_DOWN_MESSAGE, STORE_ERRORS
 
 from . import health
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = 50  # seconds; the heartbeat task's own period is a minute
+COPY_CHUNK = 1024 * 1024
+MISSING_ORIGINAL = "The uploaded file is missing. Upload the video again."
 
 
 class Outcome(str):
@@ -58,14 +62,14 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
     if cancel is not None and cancel.is_set():
         media.schedule_transcode()  # the worker is stopping: leave it for the next one
         return Outcome.of("pending", media)
-    if not media.file or not Path(media.file.path).is_file():
-        media.mark_failed("The uploaded file is missing. Upload the video again.")
+    if not media.file:
+        media.mark_failed(MISSING_ORIGINAL)
         return Outcome.of(LogEntryMedia.Status.FAILED, media, error=media.error)
     max_attempts = settings.TRANSCODE_MAX_ATTEMPTS
     if media.attempts >= max_attempts:
         give_up(media, max_attempts)
         return Outcome.of(LogEntryMedia.Status.FAILED, media, error=media.error)
-    if not media.start_processing():
+    if not media.start_processing(worker=health.worker_identity()):
         log.info("media %s: taken by another worker; skipping", media_id)
         return Outcome.of("skipped", media)
 
@@ -74,8 +78,9 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
     work_root.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"media-{media_id}-", dir=work_root))
     try:
+        source = _fetch_original(media, workdir)
         result = pipeline.transcode(
-            Path(media.file.path),
+            source,
             workdir,
             target=settings.TRANSCODE_TARGET,
             limits=settings.TRANSCODE_LIMITS,
@@ -89,6 +94,16 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
         media.schedule_transcode()
         log.info("media %s: transcode stopped (worker stopping); queued again", media_id)
         return Outcome.of("pending", media, error="stopped: the worker was shutting down")
+    except FileNotFoundError:
+        media.mark_failed(MISSING_ORIGINAL)
+        return Outcome.of(LogEntryMedia.Status.FAILED, media, error=media.error)
+    except STORE_ERRORS as error:
+        # The bucket did not answer: not the video's fault. Back in line with the reason
+        # showing in the admin, attempt not counted, tried again in STORAGE_RETRY_SECONDS.
+        log.warning("media %s: the file store did not answer (%s); retrying later", media_id, error)
+        media.mark_pending(count_attempt=False, reason=STORE_DOWN_MESSAGE)
+        media.schedule_transcode(delay=settings.STORAGE_RETRY_SECONDS)
+        return Outcome.of("pending", media, error=f"{STORE_DOWN_MESSAGE} ({error})")
     except pipeline.MediaError as failure:
         _record_failure(media, failure)
         return Outcome.of(
@@ -131,11 +146,55 @@ def give_up(media: LogEntryMedia, attempts: int) -> bool:
     return True
 
 
+def _fetch_original(media: LogEntryMedia, workdir: Path) -> Path:
+    """Copy the original from storage (local folder or bucket) into the scratch dir, where
+    ffmpeg can read it, in chunks, refusing anything over the upload cap (a file put in
+    storage by other means, or a bucket object that changed). The row's heartbeat is touched
+    while a big download runs, so nobody takes it for a dead transcode."""
+    name = media.file.name
+    destination = workdir / ("original" + PurePosixPath(name).suffix.lower()[:8])
+    cap, copied, touched = settings.MAX_UPLOAD_BYTES, 0, time.monotonic()
+    with media.file.storage.open(name, "rb") as stored, destination.open("wb") as scratch:
+        while chunk := stored.read(COPY_CHUNK):
+            copied += len(chunk)
+            if copied > cap:
+                raise pipeline.MediaError(
+                    f"This video is larger than {cap // (1024 * 1024)} MB, "
+                    "the most we accept for one file.",
+                    code="too_large",
+                )
+            scratch.write(chunk)
+            if time.monotonic() - touched >= 1:
+                media.record_progress(0)
+                touched = time.monotonic()
+    return destination
+
+
+class _ScratchFile(File):
+    """A finished output in the scratch dir. ``temporary_file_path`` lets FileSystemStorage
+    move it into place (a rename: same volume) instead of copying; a bucket uploads it."""
+
+    def temporary_file_path(self) -> str:
+        return self.file.name
+
+
+def _store_output(source: Path, folder: str, suffix: str, storage) -> str:
+    with _ScratchFile(source.open("rb")) as output:
+        return storage.save(generated_name(folder, suffix), output)
+
+
 def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> str:
-    video_name = _move_into_media(result.video_path, "videos", ".mp4")
-    poster_name = _move_into_media(result.poster_path, "posters", ".jpg")
+    storage = media.file.storage
+    stored: list[str] = []
+    try:
+        stored.append(_store_output(result.video_path, "videos", ".mp4", storage))
+        stored.append(_store_output(result.poster_path, "posters", ".jpg", storage))
+    except BaseException:
+        _delete_quietly(storage, stored)  # else the orphan chore would, an hour later
+        raise
+    video_name, poster_name = stored
     original = media.file.name
-    stored = media.mark_ready(
+    recorded = media.mark_ready(
         video_name=video_name,
         poster_name=poster_name,
         duration=result.duration,
@@ -143,14 +202,13 @@ def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> s
         height=result.height,
         source_summary=result.info.summary(),
     )
-    if not stored:  # deleted while we worked
-        for name in (video_name, poster_name, original):
-            media.file.storage.delete(name)
-        log.info("media %s: deleted during transcode; outputs discarded", media.pk)
+    if not recorded:  # deleted while we worked, or given to another worker
+        _delete_quietly(storage, stored)
+        log.info("media %s: deleted or taken over during transcode; outputs discarded", media.pk)
         return "gone"
     # The original goes only now that the playable copy is safely recorded.
-    media.file.storage.delete(original)
     LogEntryMedia.objects.filter(pk=media.pk).update(file="")
+    _delete_quietly(storage, [original])
     log.info(
         "media %s: ready (%s, %dx%d, %.1fs)",
         media.pk,
@@ -162,13 +220,13 @@ def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> s
     return LogEntryMedia.Status.READY
 
 
-def _move_into_media(source: Path, folder: str, suffix: str) -> str:
-    name = generated_name(folder, suffix)
-    destination = Path(settings.MEDIA_ROOT) / name
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(source, destination)  # a rename: the work dir is on the same volume
-    os.chmod(destination, 0o644)
-    return name
+def _delete_quietly(storage, names: list[str]) -> None:
+    """Best effort: what cannot be deleted now is an orphan the hourly chore removes."""
+    for name in names:
+        try:
+            storage.delete(name)
+        except (OSError, *STORE_ERRORS) as error:
+            log.warning("could not delete %s now (%s); the orphan chore will", name, error)
 
 
 def _record_failure(media: LogEntryMedia, failure: "pipeline.MediaError") -> None:
