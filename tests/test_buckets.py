@@ -22,7 +22,8 @@ from tests.buckets import Bucket, S3Server
 from tests.conftest import ROOT, subprocess_env, wait_for
 from the_flip.apps.maintenance.models import LogEntryMedia
 from the_flip.apps.worker import chores
-from the_flip.storage import STORE_DOWN_MESSAGE, check_media_storage
+from the_flip.media.errors import Code
+from the_flip.storage import check_media_storage
 
 pytestmark = pytest.mark.bucket
 
@@ -117,7 +118,6 @@ def test_originals_and_odd_names_are_never_signed(bucket, maintainer_client, mac
     for path in (
         "/media/originals/anything.mov",
         f"/media/photos/../{media.file.name}",
-        "/media/photos//x.jpg",
         "/media/partial/abc/000000000000-x",
     ):
         assert maintainer_client.get(path).status_code == 404, path
@@ -221,6 +221,7 @@ def test_the_bucket_stops_answering_during_a_transcode_and_the_video_still_ends_
 ):
     from the_flip.apps.worker import health
 
+    STORE_DOWN_MESSAGE = Code.STORE_UNAVAILABLE.reason()
     media = upload(maintainer_client, machine, hevc_clip, "video/quicktime")
     worker = consumer_factory(STORAGE_RETRY_SECONDS="2")
     wait_for(

@@ -101,9 +101,6 @@ def signed_url(name: str) -> str:
     return default_storage.url(name)
 
 
-STORE_DOWN_MESSAGE = "The file store did not answer; we will try again."
-
-
 # What a storage call raises when the bucket did not answer (network, timeout, 5xx, refused
 # credentials): such a transcode is retried later instead of failing. (A missing object is
 # FileNotFoundError, as on local disk.)

@@ -1,6 +1,8 @@
 """The glue between a media row and the pipeline: load, transcode, store, clean up.
 
-The pipeline (the_flip.media) knows nothing of Django; this module knows nothing of huey.
+The pipeline (the_flip.media) knows nothing of Django; this module knows nothing of huey: it
+returns an Outcome (how the run ended, and whether the video must be queued again) and the
+task (tasks.py) records it and, if asked, re-queues.
 """
 
 import logging
@@ -8,6 +10,7 @@ import shutil
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import sentry_sdk
@@ -16,62 +19,64 @@ from django.core.files import File
 
 from the_flip import media as pipeline
 from the_flip.apps.maintenance.models import LogEntryMedia, generated_name
-from the_flip.storage import STORE_DOWN_MESSAGE, STORE_ERRORS
+from the_flip.media.errors import DETAIL_LOGGED, DETAIL_REPORTED, Code
+from the_flip.storage import STORE_ERRORS
 
 from . import health
+from .models import TaskRecord
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_EVERY = 50  # seconds; the heartbeat task's own period is a minute
 COPY_CHUNK = 1024 * 1024
-MISSING_ORIGINAL = "The uploaded file is missing. Upload the video again."
 
 
-class Outcome(str):
-    """The status a transcode ended in ("ready", "failed", "pending", "gone", ...), plus what
-    the task log wants to know about it. A str, so callers can compare it to a status."""
+@dataclass(frozen=True)
+class Outcome:
+    """How one transcode run ended, for the task log; ``requeue``: the caller must put the
+    video back in the queue (the worker was stopping, or the file store did not answer),
+    ``retry_in`` seconds from now."""
 
+    state: TaskRecord.State
     attempt: int | None = None
     error: str = ""
     stderr_tail: str = ""
+    requeue: bool = False
+    retry_in: float = 0
 
     @classmethod
-    def of(cls, status: str, media: LogEntryMedia | None = None, **extra) -> "Outcome":
-        outcome = cls(status)
-        outcome.attempt = media.attempts if media is not None else None
-        for name, value in extra.items():
-            setattr(outcome, name, value)
-        return outcome
+    def of(cls, state: TaskRecord.State, media: LogEntryMedia | None = None, **fields) -> "Outcome":
+        return cls(state, attempt=media.attempts if media is not None else None, **fields)
 
 
 def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Outcome:
-    """Transcode one uploaded video; return the status it ended in.
+    """Transcode one uploaded video; return how it ended.
 
     Safe to call twice for the same id (a duplicate delivery finds it taken, ready or failed
-    and stops), and safe when the maintainer deletes the video meanwhile (the outputs are
+    and is skipped), and safe when the maintainer deletes the video meanwhile (the outputs are
     thrown away). Setting ``cancel`` (the worker is stopping) kills ffmpeg and puts the video
-    back in line, re-enqueued, without counting the attempt.
+    back in line, to be re-queued, without counting the attempt.
     """
+    State = TaskRecord.State
     media = LogEntryMedia.objects.filter(pk=media_id, kind=LogEntryMedia.Kind.VIDEO).first()
     if media is None:
         log.info("media %s: gone before its transcode started; nothing to do", media_id)
-        return Outcome.of("gone")
+        return Outcome.of(State.SKIPPED, error="gone: deleted before its transcode started")
     if media.transcode_status != LogEntryMedia.Status.PENDING:
         log.info("media %s: already %s; skipping", media_id, media.transcode_status)
-        return Outcome.of("skipped", media)
+        return Outcome.of(State.SKIPPED, media, error=f"skipped: already {media.transcode_status}")
     if cancel is not None and cancel.is_set():
-        media.schedule_transcode()  # the worker is stopping: leave it for the next one
-        return Outcome.of("pending", media)
+        # The worker is stopping: leave it for the next one.
+        return Outcome.of(State.INTERRUPTED, media, requeue=True)
     if not media.file:
-        media.mark_failed(MISSING_ORIGINAL)
-        return Outcome.of(LogEntryMedia.Status.FAILED, media, error=media.error)
+        media.mark_failed(Code.MISSING_ORIGINAL.reason())
+        return Outcome.of(State.FAILED, media, error=media.error)
     max_attempts = settings.TRANSCODE_MAX_ATTEMPTS
     if media.attempts >= max_attempts:
         give_up(media, max_attempts)
-        return Outcome.of(LogEntryMedia.Status.FAILED, media, error=media.error)
+        return Outcome.of(State.FAILED, media, error=media.error)
     if not media.start_processing(worker=health.worker_identity()):
         log.info("media %s: taken by another worker; skipping", media_id)
-        return Outcome.of("skipped", media)
+        return Outcome.of(State.SKIPPED, media, error="skipped: taken by another worker")
 
     log.info("media %s: transcoding %s (attempt %s)", media_id, media.file.name, media.attempts)
     work_root = Path(settings.TRANSCODE_WORK_DIR)
@@ -87,28 +92,38 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
             on_progress=lambda percent: _progress(media, percent),
             cancel=cancel,
         )
-        return Outcome.of(_store_result(media, result), media, stderr_tail=result.stderr_tail)
+        if not _store_result(media, result):
+            return Outcome.of(State.SKIPPED, media, error="gone: deleted during its transcode")
+        return Outcome.of(State.SUCCEEDED, media, stderr_tail=result.stderr_tail)
     except pipeline.TranscodeCancelled:
         # A deploy or a restart, not the video's fault: back in line, attempt not counted.
         media.mark_pending(count_attempt=False)
-        media.schedule_transcode()
         log.info("media %s: transcode stopped (worker stopping); queued again", media_id)
-        return Outcome.of("pending", media, error="stopped: the worker was shutting down")
-    except FileNotFoundError:
-        media.mark_failed(MISSING_ORIGINAL)
-        return Outcome.of(LogEntryMedia.Status.FAILED, media, error=media.error)
+        return Outcome.of(
+            State.INTERRUPTED,
+            media,
+            error="stopped: the worker was shutting down",
+            requeue=True,
+        )
+    except FileNotFoundError:  # the original is not in storage (any more)
+        media.mark_failed(Code.MISSING_ORIGINAL.reason())
+        return Outcome.of(State.FAILED, media, error=media.error)
     except STORE_ERRORS as error:
         # The bucket did not answer: not the video's fault. Back in line with the reason
         # showing in the admin, attempt not counted, tried again in STORAGE_RETRY_SECONDS.
         log.warning("media %s: the file store did not answer (%s); retrying later", media_id, error)
-        media.mark_pending(count_attempt=False, reason=STORE_DOWN_MESSAGE)
-        media.schedule_transcode(delay=settings.STORAGE_RETRY_SECONDS)
-        return Outcome.of("pending", media, error=f"{STORE_DOWN_MESSAGE} ({error})")
+        reason = Code.STORE_UNAVAILABLE.reason()
+        media.mark_pending(count_attempt=False, reason=reason)
+        return Outcome.of(
+            State.INTERRUPTED,
+            media,
+            error=f"{reason} ({error})",
+            requeue=True,
+            retry_in=settings.STORAGE_RETRY_SECONDS,
+        )
     except pipeline.MediaError as failure:
         _record_failure(media, failure)
-        return Outcome.of(
-            LogEntryMedia.Status.FAILED, media, error=failure.reason, stderr_tail=failure.detail
-        )
+        return Outcome.of(State.FAILED, media, error=failure.reason, stderr_tail=failure.detail)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -118,7 +133,7 @@ def _progress(media: LogEntryMedia, percent: int) -> None:
     once a minute, the worker's own heartbeat and Crons check-in (a long transcode holds the
     only worker thread, so the every-minute heartbeat task waits behind it)."""
     media.record_progress(percent)
-    health.beat(throttle=HEARTBEAT_EVERY)
+    health.beat(throttle=settings.WORKER_PROGRESS_BEAT_SECONDS)
 
 
 def give_up(media: LogEntryMedia, attempts: int) -> bool:
@@ -126,23 +141,17 @@ def give_up(media: LogEntryMedia, attempts: int) -> bool:
     if not media.give_up(attempts):
         return False
     log.error("media %s: given up after %s attempts", media.pk, attempts)
-    with sentry_sdk.new_scope() as scope:
-        scope.set_tag("media_id", media.pk)
-        scope.set_tag("failure", "gave_up")
-        scope.set_context(
-            "transcode",
-            {
-                "media_id": media.pk,
-                "attempts": attempts,
-                "probe": media.source_summary,
-                "processing_started_at": str(media.processing_started_at),
-                "heartbeat_at": str(media.heartbeat_at),
-            },
-        )
-        scope.fingerprint = ["transcode-gave-up"]
-        sentry_sdk.capture_message(
-            f"Video {media.pk} stuck: gave up after {attempts} attempts", level="error"
-        )
+    _tell_sentry(
+        media,
+        Code.GAVE_UP,
+        f"Video {media.pk} stuck: gave up after {attempts} attempts",
+        level="error",
+        fingerprint=["transcode-gave-up"],
+        attempts=attempts,
+        probe=media.source_summary,
+        processing_started_at=str(media.processing_started_at),
+        heartbeat_at=str(media.heartbeat_at),
+    )
     return True
 
 
@@ -158,11 +167,7 @@ def _fetch_original(media: LogEntryMedia, workdir: Path) -> Path:
         while chunk := stored.read(COPY_CHUNK):
             copied += len(chunk)
             if copied > cap:
-                raise pipeline.MediaError(
-                    f"This video is larger than {cap // (1024 * 1024)} MB, "
-                    "the most we accept for one file.",
-                    code="too_large",
-                )
+                raise pipeline.MediaError(Code.FILE_TOO_LARGE, mb=cap // (1024 * 1024))
             scratch.write(chunk)
             if time.monotonic() - touched >= 1:
                 media.record_progress(0)
@@ -183,7 +188,9 @@ def _store_output(source: Path, folder: str, suffix: str, storage) -> str:
         return storage.save(generated_name(folder, suffix), output)
 
 
-def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> str:
+def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> bool:
+    """Store the outputs, record them (ready) and delete the original; False when the video
+    was deleted, or given to another worker, while we worked (the outputs are thrown away)."""
     storage = media.file.storage
     stored: list[str] = []
     try:
@@ -202,22 +209,21 @@ def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> s
         height=result.height,
         source_summary=result.info.summary(),
     )
-    if not recorded:  # deleted while we worked, or given to another worker
+    if not recorded:
         _delete_quietly(storage, stored)
         log.info("media %s: deleted or taken over during transcode; outputs discarded", media.pk)
-        return "gone"
+        return False
     # The original goes only now that the playable copy is safely recorded.
-    LogEntryMedia.objects.filter(pk=media.pk).update(file="")
     _delete_quietly(storage, [original])
     log.info(
         "media %s: ready (%s, %dx%d, %.1fs)",
         media.pk,
-        "remuxed" if result.copied else "transcoded",
+        "remuxed" if result.copied else f"transcoded: {', '.join(result.reencode_reasons)}",
         result.width,
         result.height,
         result.duration,
     )
-    return LogEntryMedia.Status.READY
+    return True
 
 
 def _delete_quietly(storage, names: list[str]) -> None:
@@ -236,21 +242,30 @@ def _record_failure(media: LogEntryMedia, failure: "pipeline.MediaError") -> Non
         failure.code,
         failure.reason,
         failure.probe_summary,
-        failure.detail[-500:].replace("\n", " / "),
+        failure.detail[-DETAIL_LOGGED:].replace("\n", " / "),
     )
     media.mark_failed(failure.reason, failure.detail, source_summary=failure.probe_summary)
+    _tell_sentry(
+        media,
+        failure.code,
+        f"Video transcode failed: {failure.reason}",
+        level="warning",
+        fingerprint=["transcode-failed", str(failure.code)],
+        attempt=media.attempts,
+        reason=failure.reason,
+        probe=failure.probe_summary,
+        ffmpeg_stderr_tail=failure.detail[-DETAIL_REPORTED:],
+    )
+
+
+def _tell_sentry(
+    media: LogEntryMedia, code: str, message: str, *, level: str, fingerprint: list, **context
+) -> None:
+    """One Sentry event about one video, tagged with its id and the failure code, with what
+    an admin needs to follow up in the ``transcode`` context."""
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("media_id", media.pk)
-        scope.set_tag("failure", failure.code)
-        scope.set_context(
-            "transcode",
-            {
-                "media_id": media.pk,
-                "attempt": media.attempts,
-                "reason": failure.reason,
-                "probe": failure.probe_summary,
-                "ffmpeg_stderr_tail": failure.detail[-4000:],
-            },
-        )
-        scope.fingerprint = ["transcode-failed", failure.code]
-        sentry_sdk.capture_message(f"Video transcode failed: {failure.reason}", level="warning")
+        scope.set_tag("failure", str(code))
+        scope.set_context("transcode", {"media_id": media.pk, **context})
+        scope.fingerprint = fingerprint
+        sentry_sdk.capture_message(message, level=level)

@@ -79,7 +79,7 @@ def startup_reset() -> None:
     may be transcoding on this database); the progress heartbeat of a video whose worker
     just died may be a second old, so we wait out WORKER_STARTUP_STALE_SECONDS for those."""
     from the_flip.apps.maintenance.models import LogEntryMedia
-    from the_flip.apps.worker import chores
+    from the_flip.apps.worker import tasks
 
     margin = settings.WORKER_STARTUP_STALE_SECONDS
     try:
@@ -97,7 +97,7 @@ def startup_reset() -> None:
             wait = margin - (timezone.now() - newest).total_seconds()
             if wait > 0:
                 time.sleep(min(wait, margin))
-        counts = chores.reset_stale_transcodes(stale_after=margin)
+        counts = tasks.requeue_stale_transcodes(stale_after=margin)
         if any(counts.values()):
             log.warning("start-up: stale transcodes %s", counts)
     except Exception:  # the database may be down: the periodic reset will do it later

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worker', '0002_task_record'),
+        ('worker', '0003_task_record_skipped'),
     ]
 
     operations = [
