@@ -82,7 +82,7 @@ class Bucket:
             },
         }
 
-    def keys(self, prefix: str = "") -> list[str]:
+    def object_keys(self, prefix: str = "") -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.name, Prefix=prefix
         )
@@ -96,5 +96,5 @@ class Bucket:
         return [upload["Key"] for upload in answer.get("Uploads", ())]
 
     def empty(self) -> None:
-        for key in self.keys():
+        for key in self.object_keys():
             self.client.delete_object(Bucket=self.name, Key=key)

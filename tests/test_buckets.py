@@ -55,7 +55,7 @@ def test_a_video_goes_up_to_the_bucket_is_transcoded_there_and_plays_from_it(
 ):
     media = upload(maintainer_client, machine, android_clip)
     # The original waits in the bucket, not on the web machine's disk.
-    assert bucket.keys() == [media.file.name] and media.file.name.startswith("originals/")
+    assert bucket.object_keys() == [media.file.name] and media.file.name.startswith("originals/")
     assert files_under(Path(settings.MEDIA_ROOT)) == []
 
     worker = consumer_factory()
@@ -66,7 +66,7 @@ def test_a_video_goes_up_to_the_bucket_is_transcoded_there_and_plays_from_it(
     )
     assert media.transcode_status == "ready", worker.log_path.read_text()[-3000:]
     # Original gone after success; the video and its poster are there, typed for browsers.
-    assert bucket.keys() == sorted([media.transcoded_file.name, media.poster_file.name])
+    assert bucket.object_keys() == sorted([media.transcoded_file.name, media.poster_file.name])
     assert bucket.head(media.transcoded_file.name)["ContentType"] == "video/mp4"
     assert bucket.head(media.poster_file.name)["ContentType"] == "image/jpeg"
     assert files_under(Path(settings.MEDIA_ROOT)) == []
@@ -102,14 +102,14 @@ def test_a_photo_is_stored_in_the_bucket_and_deleting_it_removes_the_object(
     bucket, maintainer_client, machine, photo, settings
 ):
     media = upload(maintainer_client, machine, photo, "image/jpeg")
-    assert bucket.keys() == [media.file.name] and media.file.name.startswith("photos/")
+    assert bucket.object_keys() == [media.file.name] and media.file.name.startswith("photos/")
     assert bucket.head(media.file.name)["ContentType"] == "image/jpeg"
     assert media.photo_url == f"/media/{media.file.name}"
     with fetch(maintainer_client.get(media.photo_url)["Location"]) as answer:
         assert answer.read(2) == b"\xff\xd8"
 
     assert maintainer_client.delete(f"/api/media/{media.pk}/").status_code in (200, 204)
-    assert bucket.keys() == []
+    assert bucket.object_keys() == []
     assert files_under(Path(settings.MEDIA_ROOT)) == []
 
 
@@ -136,7 +136,7 @@ def test_the_orphan_chore_cleans_the_bucket_but_leaves_what_rows_and_other_chore
     # A fresh orphan may be an upload whose row is being saved right now: left for later.
     assert chores.remove_orphaned_files() == []
     assert chores.remove_orphaned_files(min_age=0) == ["videos/2026/01/orphan.mp4"]
-    assert bucket.keys() == sorted([media.file.name, "partial/0b1c/000000000000-token"])
+    assert bucket.object_keys() == sorted([media.file.name, "partial/0b1c/000000000000-token"])
 
 
 _SLOW_UPLOAD = """
@@ -179,7 +179,7 @@ def test_a_crash_mid_upload_leaves_nothing_the_orphan_chore_does_not_remove(buck
         process.send_signal(signal.SIGKILL)  # like the OOM killer: no clean-up code runs
         process.wait(timeout=10)
     assert bucket.unfinished_uploads() == ["originals/2026/12/crash.mov"]
-    assert bucket.keys() == []  # invisible in listings, yet stored (and billed)
+    assert bucket.object_keys() == []  # invisible in listings, yet stored (and billed)
 
     assert chores.remove_orphaned_files() == [], "an upload under way is not touched"
     removed = chores.remove_orphaned_files(min_age=0)
@@ -260,7 +260,8 @@ def test_the_bucket_stops_answering_during_a_transcode_and_the_video_still_ends_
         what="the video to be transcoded once the store is back",
     )
     assert media.attempts == 1 and media.error == ""
-    assert flaky_bucket.keys() == sorted([media.transcoded_file.name, media.poster_file.name])
+    outputs = sorted([media.transcoded_file.name, media.poster_file.name])
+    assert flaky_bucket.object_keys() == outputs
     assert client.get("/healthz").json()["storage"] == "ok"
 
 
@@ -333,3 +334,43 @@ def test_manage_py_check_fails_with_the_sentence_and_passes_on_a_good_bucket(
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=20)
+
+
+# --- Moving a one-volume install into a bucket ---------------------------------------------
+
+
+def test_copy_media_to_bucket_moves_a_one_volume_install_and_is_safe_to_run_twice(
+    bucket, settings, capsys
+):
+    from django.core.management import call_command
+
+    old = {
+        "videos/2025/06/3f2a.mp4": b"\x00\x00\x00\x18ftypmp42" + b"v" * 300_000,
+        "posters/2025/06/3f2a.jpg": b"\xff\xd8\xff" + b"p" * 2_000,
+        "photos/2025/07/9b1c.jpg": b"\xff\xd8\xff" + b"f" * 5_000,
+    }
+    for name, content in old.items():
+        path = Path(settings.MEDIA_ROOT) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+    call_command("copy_media_to_bucket", "--dry-run")
+    assert "would copy 3, 0 already in the bucket, 0 failed" in capsys.readouterr().out
+    assert bucket.object_keys() == []
+
+    call_command("copy_media_to_bucket")
+    assert "copied 3" in capsys.readouterr().out
+    assert bucket.object_keys() == sorted(old)
+    for name, content in old.items():
+        assert bucket.head(name)["ContentLength"] == len(content)
+    assert bucket.head("videos/2025/06/3f2a.mp4")["ContentType"] == "video/mp4"
+
+    # A second run (or one after an interruption) copies only what is missing or different.
+    bucket.client.put_object(Bucket=bucket.name, Key="photos/2025/07/9b1c.jpg", Body=b"cut")
+    call_command("copy_media_to_bucket")
+    out = capsys.readouterr().out
+    assert "copied 1 " in out and "2 already in the bucket, 0 failed" in out
+    assert bucket.head("photos/2025/07/9b1c.jpg")["ContentLength"] == len(
+        old["photos/2025/07/9b1c.jpg"]
+    )
+    assert all((Path(settings.MEDIA_ROOT) / name).exists() for name in old), "nothing deleted"
