@@ -4,6 +4,9 @@ from django.urls import include, path
 from the_flip.apps.maintenance import api, serving, tus, views
 from the_flip.apps.worker.views import healthz
 
+# A body Django refuses to parse answers JSON on /api/ (the contract), HTML elsewhere.
+handler400 = api.bad_request
+
 admin.site.site_header = "the_flip admin"
 admin.site.site_title = "the_flip"
 
