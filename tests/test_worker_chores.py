@@ -147,6 +147,27 @@ def test_a_transcode_of_a_video_already_done_is_recorded_as_skipped(machine):
     assert gone.state == TaskRecord.State.SKIPPED and gone.attempt is None
 
 
+def test_an_operator_can_run_the_chores_by_hand(
+    machine, capsys, django_capture_on_commit_callbacks
+):
+    """When told to, a volunteer runs `manage.py reset_stale_transcodes` or `manage.py prune`
+    and reads what they did."""
+    from django.core.management import call_command
+
+    dead = make_video(machine, status="processing", attempts=1, age=600, heartbeat_age=300)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("reset_stale_transcodes")
+    assert "videos back in line: 1; given up: 0" in capsys.readouterr().out
+    assert queued_ids() == [dead.pk]
+    TaskRecord.objects.bulk_create(
+        TaskRecord(task_id=f"s{i}", task_name="transcode_media", state="succeeded")
+        for i in range(60)
+    )
+    call_command("prune")
+    assert "task records removed: 10;" in capsys.readouterr().out
+    assert TaskRecord.objects.filter(state="succeeded").count() == 50
+
+
 def _age(path, seconds):
     old = time.time() - seconds
     os.utime(path, (old, old))
