@@ -23,6 +23,6 @@ urlpatterns = [
     path("media/<path:path>", serving.serve_media, name="media-file"),
     path("api/", include(api_patterns)),
     path("healthz", healthz, name="healthz"),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include("the_flip.apps.accounts.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from . import attachments
 from .models import LogEntry, LogEntryMedia
 
 
@@ -84,7 +85,7 @@ class LogEntryMediaAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry the selected failed videos")
     def retry(self, request, queryset) -> None:
-        retried = sum(1 for media in queryset if media.retry())
+        retried = sum(1 for media in queryset if attachments.retry(media))
         skipped = queryset.count() - retried
         self.message_user(request, f"Queued {retried} video(s) again.", messages.SUCCESS)
         if skipped:

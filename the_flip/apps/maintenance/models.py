@@ -8,7 +8,7 @@ import uuid
 from pathlib import PurePosixPath
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import models
 from django.db.models.functions import Greatest
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
@@ -48,40 +48,6 @@ class LogEntry(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("log-entry-detail", args=[self.pk])
-
-    @classmethod
-    def create_with_media(cls, *, machine, author, text: str, uploads: list) -> tuple:
-        """A new entry with its uploads. Every upload is validated first, so one bad file
-        means nothing is saved (raises uploads.UploadRejected). Returns (entry, media)."""
-        from .uploads import prepare
-
-        prepared = [(upload, *prepare(upload)) for upload in uploads]
-        with transaction.atomic():
-            entry = cls.objects.create(machine=machine, author=author, text=text)
-            media = [entry.attach(upload, kind, photo) for upload, kind, photo in prepared]
-        return entry, media
-
-    def attach(self, upload, kind: str, cleaned_photo=None) -> "LogEntryMedia":
-        """Store an already validated upload (see uploads.prepare) on this entry.
-
-        Photos are ready at once; a video is stored as it came and queued for the worker.
-        """
-        media = LogEntryMedia(
-            log_entry=self,
-            kind=kind,
-            original_name=(upload.name or "")[:255],
-            original_size=upload.size,
-        )
-        if kind == LogEntryMedia.Kind.PHOTO:
-            media.transcode_status = LogEntryMedia.Status.READY
-            media.progress = 100
-            media.file.save("photo.jpg", cleaned_photo, save=False)
-        else:
-            media.file.save(upload.name or "video.mov", upload, save=False)
-        media.save()
-        if media.is_video:
-            media.schedule_transcode()
-        return media
 
 
 class LogEntryMedia(models.Model):
@@ -228,7 +194,11 @@ class LogEntryMedia(models.Model):
         height: int,
         source_summary: str = "",
     ) -> bool:
+        """processing → ready in one write: the outputs recorded and ``file`` (the original)
+        cleared together, so no ready row ever points at an original. The caller deletes the
+        original's file afterwards; if it crashes first, the orphan chore does."""
         return self._update(
+            file="",
             source_summary=source_summary[:255],
             transcoded_file=video_name,
             poster_file=poster_name,
@@ -270,20 +240,23 @@ class LogEntryMedia(models.Model):
             error=f"We tried {attempts} times and could not process this video.",
         )
 
-    def retry(self) -> bool:
-        """Give a failed video a fresh set of attempts (the page's and the admin's Retry)."""
+    def reopen(self) -> bool:
+        """failed → pending with a fresh set of attempts (Retry; see attachments.retry, which
+        also queues it). False unless this is a failed video whose original is still stored."""
         if not (self.is_video and self.transcode_status == self.Status.FAILED and self.file):
             return False
-        self._update(transcode_status=self.Status.PENDING, attempts=0, progress=None, error="")
-        self.schedule_transcode()
-        return True
+        return self._update(
+            (self.Status.FAILED,),
+            transcode_status=self.Status.PENDING,
+            attempts=0,
+            progress=None,
+            error="",
+        )
 
-    def schedule_transcode(self) -> None:
-        """Queue the transcode once the row is committed (never before: the worker would
-        not find it)."""
-        from the_flip.apps.worker.tasks import transcode_media
-
-        transaction.on_commit(lambda: transcode_media(self.pk))
+    def touch(self) -> bool:
+        """Only updated_at: "looked at just now" (the reset chore re-queues a lost video and
+        leaves it alone until the queue had its chance)."""
+        return self._update()
 
     # --- Files -------------------------------------------------------------------------
 

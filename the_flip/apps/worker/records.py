@@ -17,11 +17,14 @@ from .models import TaskRecord
 
 log = logging.getLogger(__name__)
 
+# The transcode task's name: tasks.py registers the task under it; the task log, the queue
+# views (queue.py), health and the tests all ask here.
 TRANSCODE_TASK = "transcode_media"
 
 
 def media_id_of(task) -> int | None:
-    if task.name.endswith(TRANSCODE_TASK) and task.args:
+    """The media id a queued transcode task carries; None for any other task."""
+    if task.name == TRANSCODE_TASK and task.args:
         try:
             return int(task.args[0])
         except (TypeError, ValueError):

@@ -47,7 +47,7 @@ class Command(BaseCommand):
             out(f"                      {latest['reason']}")
         out(f"queue length:         {facts['queue_length']}")
         out(f"oldest queued task:   {_age(facts['oldest_queued_age'])}")
-        out(f"stuck videos (>15 min): {facts['stuck_videos']}")
+        out(f"stuck videos (>{_age(facts['stuck_after_seconds'])}): {facts['stuck_videos']}")
         for item in facts["stuck"]:
             out(f"  video {item['media']}: {item['status']} since {item['since']}")
         if facts["chore_failures_24h"]:
