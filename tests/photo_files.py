@@ -73,7 +73,11 @@ def huge_jpeg(path: Path, width: int, height: int) -> Path:
 
 
 def bomb_jpeg(path: Path, width: int = 14000, height: int = 14000) -> Path:
-    """A 10 KB JPEG whose header claims width x height: the decompression bomb of issue 13."""
+    """A 5 KB JPEG whose header claims width x height: the decompression bomb of issue 13.
+
+    Its data ends after a 64 px picture; libjpeg paints the rest grey, so an unguarded decode
+    allocates and fills all of it (14000 x 14000: 780 MB for the pixels alone).
+    """
     image = Image.effect_noise((64, 64), 64).convert("RGB")
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=95)
@@ -85,4 +89,13 @@ def bomb_jpeg(path: Path, width: int = 14000, height: int = 14000) -> Path:
 def progressive_jpeg(path: Path, width: int, height: int) -> Path:
     """A progressive JPEG of the given size (the decoder must hold all its coefficients)."""
     Image.new("RGB", (width, height), (120, 60, 30)).save(path, "JPEG", progressive=True)
+    return path
+
+
+def heic_photo(path: Path, width: int, height: int) -> Path:
+    """A HEIC like an iPhone's (one colour; encoding 48 MP takes ~15 s, 12 MP ~4 s)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    Image.new("RGB", (width, height), (30, 120, 200)).save(path, "HEIF", quality=10)
     return path

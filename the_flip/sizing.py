@@ -30,6 +30,9 @@ affinity mask but a quota of one CPU, so the quota decides.
   (``the_flip.media.plan.thread_counts``): the CPU quota rounded up, within the affinity mask.
   At one CPU x264 runs one thread (its own 1.5 x rule), which also saves a frame thread's
   memory.
+* ``TRANSCODE_LARGE_LOOKAHEAD``: x264's ``rc-lookahead`` for outputs above 1080p: 20, or 10
+  below 1.5 GiB of memory (-100 MB on a 4K clip, so it fits beside a 50 MP photo decode in
+  1 GB; cost in docs/benchmarks.md, "Small machine"). crf, preset and profile never change.
 """
 
 from __future__ import annotations
@@ -50,8 +53,14 @@ PHOTO_DECODE_MB = 280  # one photo at the pixel budget (maintenance/photos.py)
 WEB_REQUESTS = 16  # requests the site serves at once, over all gunicorn workers
 MAX_WEB_PROCESSES = 8
 MAX_PHOTO_DECODES = 2
+# x264's rc-lookahead for outputs above 1080p (each frame ~10 MB at 2400x1350): 20, or 10 on a
+# machine under 1.5 GiB, where a 4K transcode and a large photo must fit side by side.
+LOOKAHEAD = 20
+SMALL_LOOKAHEAD = 10
+SMALL_MEMORY_MB = 1536
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_SELF = Path("/proc/self")
+MEMINFO = Path("/proc/meminfo")
 # A v1 memory limit at or above this means "no limit" (the kernel reports 2^63 rounded to a page).
 UNLIMITED = 1 << 60
 
@@ -75,9 +84,7 @@ class Machine:
         return self.memory_bytes // MIB
 
     def describe(self) -> str:
-        return (
-            f"{self.cpus:g} CPU ({self.cpu_source}), {self.memory_mb} MiB ({self.memory_source})"
-        )
+        return f"{self.cpus:g} CPU ({self.cpu_source}), {self.memory_mb} MiB ({self.memory_source})"
 
 
 # --- reading the limits ----------------------------------------------------------------------
@@ -90,36 +97,32 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _cgroup_dirs(controller: str, root: Path = CGROUP_ROOT) -> list[Path]:
+def _cgroup_dirs(controller: str, proc_self: Path) -> list[Path]:
     """This process's cgroup directory for ``controller`` ("" = v2) and its ancestors.
 
     /proc/self/cgroup gives the path inside the hierarchy, /proc/self/mountinfo where that
-    hierarchy's root is mounted (in a container the mount's root usually *is* our cgroup,
-    so the path is then relative to it). Own directory first; the mount point last.
+    hierarchy is mounted and which of its directories the mount shows (in a container the
+    mount's root usually *is* our cgroup). Own directory first, the mount point last.
     """
     path_in_hierarchy = None
-    for line in (_read(Path("/proc/self/cgroup")) or "").splitlines():
+    for line in (_read(proc_self / "cgroup") or "").splitlines():
         _, controllers, path = line.split(":", 2)
-        if (controller == "" and controllers == "") or controller in controllers.split(","):
+        if controller in controllers.split(","):  # "" matches the v2 line "0::/path"
             path_in_hierarchy = path
             break
-    mount = mount_root = None
-    for line in (_read(Path("/proc/self/mountinfo")) or "").splitlines():
+    for line in (_read(proc_self / "mountinfo") or "").splitlines():
         fields = line.split()
-        separator = fields.index("-")
-        fstype, options = fields[separator + 1], fields[-1].split(",")
-        if controller == "" and fstype == "cgroup2":
-            mount, mount_root = Path(fields[4]), fields[3]
+        fstype, options = fields[fields.index("-") + 1], fields[-1].split(",")
+        if (controller == "" and fstype == "cgroup2") or (
+            controller and fstype == "cgroup" and controller in options
+        ):
+            mount_root, mount = fields[3], Path(fields[4])
             break
-        if controller and fstype == "cgroup" and controller in options:
-            mount, mount_root = Path(fields[4]), fields[3]
-            break
-    if mount is None:
-        default = root if controller == "" else root / controller
-        return [default] if default.is_dir() else []
+    else:
+        return []
     dirs = [mount]
     if path_in_hierarchy is not None:
-        relative = os.path.relpath(path_in_hierarchy, mount_root or "/")
+        relative = os.path.relpath(path_in_hierarchy, mount_root)
         if not relative.startswith(".."):
             here = mount / relative
             while here != mount and mount in here.parents:
@@ -128,15 +131,15 @@ def _cgroup_dirs(controller: str, root: Path = CGROUP_ROOT) -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
-def cgroup_cpu_quota() -> tuple[float, str] | None:
+def cgroup_cpu_quota(proc_self: Path = PROC_SELF) -> tuple[float, str] | None:
     """CPUs' worth of time per period the cgroup allows (the smallest on the path), or None."""
     quotas: list[tuple[float, str]] = []
-    for directory in _cgroup_dirs(""):
+    for directory in _cgroup_dirs("", proc_self):
         value = _read(directory / "cpu.max")  # "max 100000" or "150000 100000"
         if value and not value.startswith("max"):
             quota, period = value.split()[:2]
             quotas.append((int(quota) / int(period), "cgroup v2 cpu.max"))
-    for directory in _cgroup_dirs("cpu"):
+    for directory in _cgroup_dirs("cpu", proc_self):
         quota = _read(directory / "cpu.cfs_quota_us")
         period = _read(directory / "cpu.cfs_period_us")
         if quota and period and int(quota) > 0 and int(period) > 0:
@@ -144,14 +147,14 @@ def cgroup_cpu_quota() -> tuple[float, str] | None:
     return min(quotas) if quotas else None
 
 
-def cgroup_memory_limit() -> tuple[int, str] | None:
+def cgroup_memory_limit(proc_self: Path = PROC_SELF) -> tuple[int, str] | None:
     """The cgroup's memory limit in bytes (the smallest on the path), or None."""
     limits: list[tuple[int, str]] = []
-    for directory in _cgroup_dirs(""):
+    for directory in _cgroup_dirs("", proc_self):
         value = _read(directory / "memory.max")
         if value and value != "max":
             limits.append((int(value), "cgroup v2 memory.max"))
-    for directory in _cgroup_dirs("memory"):
+    for directory in _cgroup_dirs("memory", proc_self):
         value = _read(directory / "memory.limit_in_bytes")
         if value and int(value) < UNLIMITED:
             limits.append((int(value), "cgroup v1 memory.limit_in_bytes"))
@@ -166,9 +169,9 @@ def affinity_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def host_memory_bytes() -> int:
+def host_memory_bytes(meminfo: Path = MEMINFO) -> int:
     """The host's (or VM's) RAM: MemTotal from /proc/meminfo, else the page count."""
-    for line in (_read(Path("/proc/meminfo")) or "").splitlines():
+    for line in (_read(meminfo) or "").splitlines():
         if line.startswith("MemTotal:"):
             return int(line.split()[1]) * 1024
     try:
@@ -177,18 +180,25 @@ def host_memory_bytes() -> int:
         return 1024 * MIB
 
 
-@cache
-def machine() -> Machine:
-    """This process's machine, read once (limits do not change while it runs)."""
-    cpus, cpu_source = float(affinity_cpus()), "affinity"
-    quota = cgroup_cpu_quota()
+def read_machine(
+    proc_self: Path = PROC_SELF, meminfo: Path = MEMINFO, affinity: int | None = None
+) -> Machine:
+    """The CPUs and memory this process may use: cgroup limits within affinity and RAM."""
+    cpus, cpu_source = float(affinity or affinity_cpus()), "affinity"
+    quota = cgroup_cpu_quota(proc_self)
     if quota is not None and quota[0] < cpus:
         cpus, cpu_source = quota
-    memory, memory_source = host_memory_bytes(), "MemTotal"
-    limit = cgroup_memory_limit()
+    memory, memory_source = host_memory_bytes(meminfo), "MemTotal"
+    limit = cgroup_memory_limit(proc_self)
     if limit is not None and limit[0] < memory:
         memory, memory_source = limit
     return Machine(cpus, memory, cpu_source, memory_source)
+
+
+@cache
+def machine() -> Machine:
+    """This process's machine, read once (the limits do not change while it runs)."""
+    return read_machine()
 
 
 # --- what follows from it --------------------------------------------------------------------
@@ -236,11 +246,19 @@ def transcode_cpus(m: Machine | None = None) -> int:
     return (m or machine()).whole_cpus
 
 
+def large_rc_lookahead(m: Machine | None = None) -> int:
+    """x264's lookahead above 1080p: 20, or 10 where memory is under SMALL_MEMORY_MB."""
+    if (override := _env_int("TRANSCODE_LARGE_LOOKAHEAD")) is not None:
+        return max(1, override)
+    m = m or machine()
+    return SMALL_LOOKAHEAD if m.memory_mb < SMALL_MEMORY_MB else LOOKAHEAD
+
+
 def summary(m: Machine | None = None) -> str:
     """One line for logs: the machine and what was derived from it."""
     m = m or machine()
     return (
         f"{m.describe()}: {web_processes(m)} web processes x {web_threads(m)} threads, "
         f"{photo_decodes(m)} photo decode(s) per process, ffmpeg sized for "
-        f"{transcode_cpus(m)} CPU(s)"
+        f"{transcode_cpus(m)} CPU(s), 4K lookahead {large_rc_lookahead(m)}"
     )
