@@ -240,6 +240,7 @@ WORKER_SCHEDULES = {
     "write_heartbeat": {"minute": f"*/{WORKER_HEARTBEAT_MINUTES}"},
     "reset_stale_transcodes": {"minute": "*"},  # every minute: nothing lost stays lost long
     "prune": {"minute": "17"},  # hourly
+    "expire_partial_uploads": {"minute": "37"},  # hourly
 }
 # The consumer exits after this many tasks (chores not counted); supervisord starts a fresh one.
 WORKER_MAX_TASKS = env_int("WORKER_MAX_TASKS", 5)
@@ -317,6 +318,20 @@ PHOTO_DECODES = sizing.photo_decodes()
 # A photo that waits this long for a decode slot is refused with 503 ("try again").
 PHOTO_DECODE_WAIT_SECONDS = env_float("PHOTO_DECODE_WAIT_SECONDS", 60)
 
+# --- Resumable uploads (tus, maintenance/tus.py) and retried log entries (Idempotency-Key) ---
+
+# An unfinished upload is removed with its bytes this long after its last PATCH (tus: at least
+# 24 h, so a phone can come back tomorrow morning).
+TUS_EXPIRE_HOURS = env_int("TUS_EXPIRE_HOURS", 24)
+# One PATCH stops reading after this long and keeps what arrived (the client resumes from
+# there), so a slow phone never holds a web thread for minutes.
+TUS_PATCH_READ_SECONDS = env_int("TUS_PATCH_READ_SECONDS", 60)
+# A PATCH claim older than this belongs to a request that died (killed worker): another PATCH
+# may take the upload over. Comfortably more than reading plus storing one chunk.
+TUS_CLAIM_STALE_SECONDS = 3 * TUS_PATCH_READ_SECONDS
+# The same Idempotency-Key from the same maintainer within this long answers the first entry.
+IDEMPOTENCY_KEY_HOURS = 24
+
 # --- Media pipeline policy (one place; passed into the_flip.media) --------------------------
 
 TRANSCODE_TARGET = Target()  # the product spec: H.264 main crf 23 medium, AAC 128k, 2400 px
@@ -339,8 +354,8 @@ TRANSCODE_WORK_DIR = DATA_DIR / "tmp" / "transcode"
 # address, further attempts are refused (429 with a sentence) for LOGIN_LOCKOUT_MINUTES; each
 # failure during the lock restarts it. Unlock early: `manage.py axes_reset_username <name>`,
 # `manage.py axes_reset_ip <address>`, or delete the row under Axes > Access attempts in /admin/.
-LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "10"))
-LOGIN_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)
 # Peers whose X-Real-IP / X-Forwarded-For name the client: our nginx on this machine (a unix
 # socket peer is trusted too). Anyone else's headers are ignored.
 TRUSTED_PROXY_IPS = env_list("TRUSTED_PROXY_IPS", "127.0.0.1,::1")

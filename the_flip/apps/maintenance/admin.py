@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from . import attachments
-from .models import LogEntry, LogEntryMedia
+from .models import LogEntry, LogEntryMedia, PartialUpload
 
 
 class LogEntryMediaInline(admin.TabularInline):
@@ -95,3 +95,27 @@ class LogEntryMediaAdmin(admin.ModelAdmin):
                 "can be retried.",
                 messages.WARNING,
             )
+
+
+@admin.register(PartialUpload)
+class PartialUploadAdmin(admin.ModelAdmin):
+    """Resumable uploads on their way in; the list's title says how much they hold."""
+
+    list_display = ["filename", "owner", "log_entry", "progress", "updated_at", "expires_at"]
+    list_select_related = ["owner", "log_entry__machine"]
+    readonly_fields = [f.name for f in PartialUpload._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="stored")
+    def progress(self, upload: PartialUpload) -> str:
+        return f"{upload.offset / 1048576:.1f} of {upload.length / 1048576:.1f} MB"
+
+    def changelist_view(self, request, extra_context=None):
+        totals = PartialUpload.totals()
+        title = (
+            f"Partial uploads: {totals['count']} unfinished, "
+            f"holding {totals['bytes'] / 1048576:.1f} MB"
+        )
+        return super().changelist_view(request, {**(extra_context or {}), "title": title})

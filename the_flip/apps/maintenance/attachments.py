@@ -74,12 +74,18 @@ def attach(entry: LogEntry, upload: File, checked: Checked | None = None) -> Log
     return media
 
 
-def create_entry(*, machine, author, text: str, uploads: list[File]) -> tuple:
+def create_entry(
+    *, machine, author, text: str, uploads: list[File], idempotency_key: str = ""
+) -> tuple:
     """A new entry with its uploads. Every upload is validated first, so one bad file means
-    nothing is saved (raises uploads.UploadRejected). Returns (entry, media)."""
+    nothing is saved (raises uploads.UploadRejected). Returns (entry, media). An
+    ``idempotency_key`` this author already used makes the entry's insert raise IntegrityError
+    before any file is stored (api.create_log_entry then answers the first entry)."""
     checked = [(upload, check(upload)) for upload in uploads]
     with transaction.atomic():
-        entry = LogEntry.objects.create(machine=machine, author=author, text=text)
+        entry = LogEntry.objects.create(
+            machine=machine, author=author, text=text, idempotency_key=idempotency_key
+        )
         media = [attach(entry, upload, result) for upload, result in checked]
     return entry, media
 

@@ -2,7 +2,8 @@
 
 - reset_stale_transcodes: nothing is ever lost or stuck (huey alone is at-most-once). It
   decides which videos go back in the queue; tasks.py queues them (the one place that does).
-- prune_task_records, remove_orphaned_files, remove_stale_temp_files: nothing piles up.
+- prune_task_records, remove_orphaned_files, remove_stale_temp_files,
+  expire_partial_uploads: nothing piles up.
 """
 
 import contextlib
@@ -15,10 +16,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db.models import Q
 from django.utils import timezone
 
-from the_flip.apps.maintenance.models import LogEntryMedia
+from the_flip.apps.maintenance.models import (
+    PARTIAL_UPLOAD_PREFIX,
+    LogEntryMedia,
+    PartialUpload,
+    delete_partial_prefix,
+)
 
 from .models import TaskRecord
 from .queue import queued_media_ids
@@ -144,6 +151,8 @@ def remove_orphaned_files(min_age: float | None = None) -> list[str]:
         if path.is_dir() or (path.is_symlink() and not path.exists()):
             continue
         name = path.relative_to(root).as_posix()
+        if name.startswith(PARTIAL_UPLOAD_PREFIX + "/"):
+            continue  # unfinished uploads: expire_partial_uploads owns them
         if name in referenced or not _older_than(path, min_age, now):
             continue
         # Re-check just before deleting: a row may have appeared since we listed them.
@@ -194,3 +203,36 @@ def _remove_empty_dirs(root: Path, min_age: float, now: float) -> None:
         if _older_than(folder, min_age, now):
             with contextlib.suppress(OSError):  # not empty
                 os.rmdir(folder)
+
+
+def expire_partial_uploads(min_age: float | None = None) -> dict[str, int]:
+    """Delete resumable uploads past their Upload-Expires (TUS_EXPIRE_HOURS after the last
+    PATCH) with their bytes, and bytes under PARTIAL_UPLOAD_PREFIX that no upload row owns
+    any more (a crash between deleting the row and its objects), once ``min_age`` seconds old
+    (ORPHAN_FILE_MIN_AGE; an upload being created is never touched)."""
+    if min_age is None:
+        min_age = settings.ORPHAN_FILE_MIN_AGE
+    counts = {"expired": 0, "orphaned_objects": 0}
+    for upload in PartialUpload.objects.filter(expires_at__lte=timezone.now()):
+        log.info("upload %s expired with %d of %d bytes", upload.pk, upload.offset, upload.length)
+        upload.delete()  # post_delete removes its bytes
+        counts["expired"] += 1
+    try:
+        folders, _ = default_storage.listdir(PARTIAL_UPLOAD_PREFIX)
+    except FileNotFoundError:
+        folders = []
+    live = {upload_id.hex for upload_id in PartialUpload.objects.values_list("id", flat=True)}
+    cutoff = timezone.now() - timedelta(seconds=min_age)
+    for folder in folders:
+        if folder in live:
+            continue
+        prefix = f"{PARTIAL_UPLOAD_PREFIX}/{folder}"
+        _, names = default_storage.listdir(prefix)
+        if any(default_storage.get_modified_time(f"{prefix}/{n}") > cutoff for n in names):
+            continue
+        if PartialUpload.objects.filter(pk=folder).exists():  # created since we looked
+            continue
+        counts["orphaned_objects"] += delete_partial_prefix(prefix)
+    if any(counts.values()):
+        log.info("partial uploads: %s", counts)
+    return counts

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from the_flip.apps.maintenance.models import LogEntryMedia
+from the_flip.apps.maintenance.models import LogEntryMedia, PartialUpload
 
 from .models import TaskRecord, WorkerHeartbeat
 from .records import TRANSCODE_TASK
@@ -110,6 +110,9 @@ def full_report() -> tuple[list[str], dict]:
         {"media": m.pk, "status": m.transcode_status, "since": m.updated_at.isoformat()}
         for m in stuck_media()[:20]
     ]
+    partial = PartialUpload.totals()
+    facts["partial_uploads"] = partial["count"]
+    facts["partial_upload_bytes"] = partial["bytes"]
     if facts["failed_24h"] and not facts["succeeded_24h"]:
         problems.append(
             f"every video in the last 24 h failed ({facts['failed_24h']}); "

@@ -80,6 +80,12 @@ def prune() -> None:
              len(temps))  # fmt: skip
 
 
+@db_periodic_task(_schedule("expire_partial_uploads"))
+def expire_partial_uploads() -> None:
+    """Remove resumable uploads nobody finished before Upload-Expires, bytes too."""
+    chores.expire_partial_uploads()
+
+
 @on_startup()
 def announce_startup() -> None:
     if not HUEY.immediate:
