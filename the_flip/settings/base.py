@@ -336,8 +336,8 @@ TRANSCODE_WORK_DIR = DATA_DIR / "tmp" / "transcode"
 # address, further attempts are refused (429 with a sentence) for LOGIN_LOCKOUT_MINUTES; each
 # failure during the lock restarts it. Unlock early: `manage.py axes_reset_username <name>`,
 # `manage.py axes_reset_ip <address>`, or delete the row under Axes > Access attempts in /admin/.
-LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "10"))
-LOGIN_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)
 # Peers whose X-Real-IP / X-Forwarded-For name the client: our nginx on this machine (a unix
 # socket peer is trusted too). Anyone else's headers are ignored.
 TRUSTED_PROXY_IPS = env_list("TRUSTED_PROXY_IPS", "127.0.0.1,::1")

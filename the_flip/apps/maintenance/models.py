@@ -19,6 +19,8 @@ from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
+from the_flip.media.errors import DETAIL_KEPT, Code
+
 log = logging.getLogger(__name__)
 
 
@@ -168,7 +170,7 @@ class LogEntryMedia(models.Model):
             "video_url": self.video_url,
             "poster_url": self.poster_url,
             "photo_url": self.photo_url,
-            "error": (self.error or "We could not process this file.") if failed else None,
+            "error": (self.error or Code.UNKNOWN.reason()) if failed else None,
             "url": self.get_absolute_url(),
             "name": self.original_name,  # as the phone named it, so a maintainer knows which
         }
@@ -247,7 +249,7 @@ class LogEntryMedia(models.Model):
             transcode_status=self.Status.FAILED,
             progress=None,
             error=reason,
-            error_detail=detail[-8000:],
+            error_detail=detail[-DETAIL_KEPT:],
         )
 
     def mark_pending(self, *, count_attempt: bool = True) -> bool:
@@ -266,7 +268,7 @@ class LogEntryMedia(models.Model):
             (self.Status.PROCESSING, self.Status.PENDING),
             transcode_status=self.Status.FAILED,
             progress=None,
-            error=f"We tried {attempts} times and could not process this video.",
+            error=Code.GAVE_UP.reason(attempts=attempts),
         )
 
     def reopen(self) -> bool:

@@ -18,6 +18,7 @@ from django.conf import settings
 
 from the_flip import media as pipeline
 from the_flip.apps.maintenance.models import LogEntryMedia, generated_name
+from the_flip.media.errors import DETAIL_LOGGED, DETAIL_REPORTED, Code
 
 from . import health
 from .models import TaskRecord
@@ -61,7 +62,7 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
         # The worker is stopping: leave it for the next one.
         return Outcome.of(State.INTERRUPTED, media, requeue=True)
     if not media.file or not Path(media.file.path).is_file():
-        media.mark_failed("The uploaded file is missing. Upload the video again.")
+        media.mark_failed(Code.MISSING_ORIGINAL.reason())
         return Outcome.of(State.FAILED, media, error=media.error)
     max_attempts = settings.TRANSCODE_MAX_ATTEMPTS
     if media.attempts >= max_attempts:
@@ -117,23 +118,17 @@ def give_up(media: LogEntryMedia, attempts: int) -> bool:
     if not media.give_up(attempts):
         return False
     log.error("media %s: given up after %s attempts", media.pk, attempts)
-    with sentry_sdk.new_scope() as scope:
-        scope.set_tag("media_id", media.pk)
-        scope.set_tag("failure", "gave_up")
-        scope.set_context(
-            "transcode",
-            {
-                "media_id": media.pk,
-                "attempts": attempts,
-                "probe": media.source_summary,
-                "processing_started_at": str(media.processing_started_at),
-                "heartbeat_at": str(media.heartbeat_at),
-            },
-        )
-        scope.fingerprint = ["transcode-gave-up"]
-        sentry_sdk.capture_message(
-            f"Video {media.pk} stuck: gave up after {attempts} attempts", level="error"
-        )
+    _tell_sentry(
+        media,
+        Code.GAVE_UP,
+        f"Video {media.pk} stuck: gave up after {attempts} attempts",
+        level="error",
+        fingerprint=["transcode-gave-up"],
+        attempts=attempts,
+        probe=media.source_summary,
+        processing_started_at=str(media.processing_started_at),
+        heartbeat_at=str(media.heartbeat_at),
+    )
     return True
 
 
@@ -161,7 +156,7 @@ def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> b
     log.info(
         "media %s: ready (%s, %dx%d, %.1fs)",
         media.pk,
-        "remuxed" if result.copied else "transcoded",
+        "remuxed" if result.copied else f"transcoded: {', '.join(result.reencode_reasons)}",
         result.width,
         result.height,
         result.duration,
@@ -185,21 +180,30 @@ def _record_failure(media: LogEntryMedia, failure: "pipeline.MediaError") -> Non
         failure.code,
         failure.reason,
         failure.probe_summary,
-        failure.detail[-500:].replace("\n", " / "),
+        failure.detail[-DETAIL_LOGGED:].replace("\n", " / "),
     )
     media.mark_failed(failure.reason, failure.detail, source_summary=failure.probe_summary)
+    _tell_sentry(
+        media,
+        failure.code,
+        f"Video transcode failed: {failure.reason}",
+        level="warning",
+        fingerprint=["transcode-failed", str(failure.code)],
+        attempt=media.attempts,
+        reason=failure.reason,
+        probe=failure.probe_summary,
+        ffmpeg_stderr_tail=failure.detail[-DETAIL_REPORTED:],
+    )
+
+
+def _tell_sentry(
+    media: LogEntryMedia, code: str, message: str, *, level: str, fingerprint: list, **context
+) -> None:
+    """One Sentry event about one video, tagged with its id and the failure code, with what
+    an admin needs to follow up in the ``transcode`` context."""
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("media_id", media.pk)
-        scope.set_tag("failure", failure.code)
-        scope.set_context(
-            "transcode",
-            {
-                "media_id": media.pk,
-                "attempt": media.attempts,
-                "reason": failure.reason,
-                "probe": failure.probe_summary,
-                "ffmpeg_stderr_tail": failure.detail[-4000:],
-            },
-        )
-        scope.fingerprint = ["transcode-failed", failure.code]
-        sentry_sdk.capture_message(f"Video transcode failed: {failure.reason}", level="warning")
+        scope.set_tag("failure", str(code))
+        scope.set_context("transcode", {"media_id": media.pk, **context})
+        scope.fingerprint = fingerprint
+        sentry_sdk.capture_message(message, level=level)
