@@ -1,6 +1,8 @@
 """Server-rendered pages. Uploads from the page go through the JSON API (uploader.js);
 the plain form posts below are the no-JavaScript fallback and share the same validation."""
 
+import json
+
 from django.contrib import messages
 from django.db.models import Count, Max, Prefetch
 from django.http import HttpRequest, HttpResponse
@@ -13,15 +15,19 @@ from the_flip.apps.catalog.models import Machine
 from . import attachments
 from .models import LogEntry, LogEntryMedia
 from .uploads import (
+    ACCEPT,
     MAX_FILES_PER_REQUEST,
     UploadRejected,
     max_upload_mb,
     too_large_message,
+    upload_rules,
 )
 
+# The upload inputs' context; callables, so a changed setting shows (the tests change it).
 UPLOAD_CONTEXT = {
     "max_upload_mb": max_upload_mb,
-    "accept": "image/*,video/*",
+    "accept": ACCEPT,
+    "upload_rules": lambda: json.dumps(upload_rules()),  # uploader.js: data-upload-rules
 }
 
 
@@ -66,7 +72,7 @@ def log_entry_new(request: HttpRequest, slug: str) -> HttpResponse:
                 machine=machine,
                 author=request.user,
                 text=request.POST.get("text", ""),
-                uploads=request.FILES.getlist("media")[:MAX_FILES_PER_REQUEST],
+                uploads=request.FILES.getlist("media"),
             )
         except UploadRejected as rejected:
             messages.error(request, str(rejected))
