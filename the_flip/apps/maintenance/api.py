@@ -17,7 +17,6 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
-from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, render
@@ -27,7 +26,7 @@ from django.views.decorators.http import require_http_methods
 
 from the_flip.apps.catalog.models import Machine
 
-from . import attachments
+from . import attachments, idempotency
 from .models import LogEntry, LogEntryMedia
 from .uploads import (
     MAX_FILES_PER_REQUEST,
@@ -148,27 +147,17 @@ def create_log_entry(request: HttpRequest) -> JsonResponse:
     if machine is None:
         return error("Choose the machine this work was done on (field “machine”).")
     uploads = request.FILES.getlist("media")
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if len(key) > 255:
+    key = request.headers.get("Idempotency-Key", "")
+    if len(key) > idempotency.MAX_KEY_LENGTH:
         return error("The Idempotency-Key header is longer than 255 characters.")
-    if key and (earlier := LogEntry.created_with_key(request.user, key)):
-        return _entry_json(earlier, list(earlier.media.all()), status=200)
-
-    try:
-        entry, media = attachments.create_entry(
-            machine=machine,
-            author=request.user,
-            text=request.POST.get("text", ""),
-            uploads=uploads,
-            idempotency_key=key,
-        )
-    except IntegrityError:
-        # A post with the same key won the race (its insert came first): answer its entry.
-        earlier = LogEntry.created_with_key(request.user, key) if key else None
-        if earlier is None:
-            raise
-        return _entry_json(earlier, list(earlier.media.all()), status=200)
-    return _entry_json(entry, media, status=201)
+    entry, media, created = idempotency.create_entry_once(
+        machine=machine,
+        author=request.user,
+        text=request.POST.get("text", ""),
+        uploads=uploads,
+        key=key,
+    )
+    return _entry_json(entry, media, status=201 if created else 200)
 
 
 def _entry_json(entry: LogEntry, media: list[LogEntryMedia], status: int) -> JsonResponse:

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 from the_flip.apps.accounts.decorators import maintainer_required
 from the_flip.apps.catalog.models import Machine
 
-from . import attachments
+from . import idempotency
 from .models import LogEntry, LogEntryMedia
 from .uploads import (
     ACCEPT,
@@ -62,17 +62,24 @@ def machine_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def log_entry_new(request: HttpRequest, slug: str) -> HttpResponse:
     machine = get_object_or_404(Machine, slug=slug)
-    context = {"machine": machine, "max_files": MAX_FILES_PER_REQUEST, **UPLOAD_CONTEXT}
+    context = {
+        "machine": machine,
+        "max_files": MAX_FILES_PER_REQUEST,
+        # One key per rendered form: submitting it twice makes one entry.
+        "idempotency_key": idempotency.new_key(),
+        **UPLOAD_CONTEXT,
+    }
     if request.method == "POST":
         if getattr(request, "upload_too_large", False):
             messages.error(request, too_large_message())
             return render(request, "maintenance/log_entry_form.html", context, status=413)
         try:
-            entry, _ = attachments.create_entry(
+            entry, _, _ = idempotency.create_entry_once(
                 machine=machine,
                 author=request.user,
                 text=request.POST.get("text", ""),
                 uploads=request.FILES.getlist("media"),
+                key=request.POST.get("idempotency_key", ""),
             )
         except UploadRejected as rejected:
             messages.error(request, str(rejected))
