@@ -168,6 +168,21 @@ def test_an_operator_can_run_the_chores_by_hand(
     assert TaskRecord.objects.filter(state="succeeded").count() == 50
 
 
+def test_ready_is_one_write_that_also_lets_go_of_the_original(machine):
+    """No row is ever ready while still pointing at its original: the outputs and the
+    cleared original are one UPDATE (the glue deletes the file afterwards)."""
+    media = make_video(machine, status="processing", attempts=1, age=30)
+    before = media.updated_at
+    assert media.mark_ready(
+        video_name="videos/v.mp4", poster_name="posters/p.jpg", duration=2.0, width=320,
+        height=240, source_summary="mov,mp4 h264 320x240",
+    )  # fmt: skip
+    stored = LogEntryMedia.objects.get(pk=media.pk)
+    assert (stored.transcode_status, stored.file.name) == ("ready", "")
+    assert stored.transcoded_file.name == "videos/v.mp4" and stored.updated_at > before
+    assert (media.transcode_status, media.file.name) == ("ready", ""), "the instance follows"
+
+
 def _age(path, seconds):
     old = time.time() - seconds
     os.utime(path, (old, old))
