@@ -22,6 +22,7 @@ api_patterns = [
     ),
     path("media/<int:media_id>/", api.media_detail, name="api-media-detail"),
     path("media/<int:media_id>/retry/", api.retry_media, name="api-media-retry"),
+    path("media/<int:media_id>/tile/", api.media_tile, name="api-media-tile"),
 ]
 
 urlpatterns = [

@@ -17,19 +17,25 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
-from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.views import defaults
 from django.views.csrf import csrf_failure as html_csrf_failure
 from django.views.decorators.http import require_http_methods
 
 from the_flip.apps.catalog.models import Machine
 
-from . import attachments
+from . import attachments, idempotency
 from .models import LogEntry, LogEntryMedia
-from .uploads import MAX_FILES_PER_REQUEST, UploadRejected, max_upload_mb, too_large_message
+from .uploads import (
+    MAX_FILES_PER_REQUEST,
+    UploadRejected,
+    max_upload_mb,
+    too_large_message,
+    too_many_files_message,
+)
 
 
 def error(message: str, status: int = 400) -> JsonResponse:
@@ -53,7 +59,7 @@ def unreadable_body(problem: Exception) -> JsonResponse:
             413,
         )
     if isinstance(problem, TooManyFilesSent):
-        return error(f"Attach at most {MAX_FILES_PER_REQUEST} files at once.")
+        return error(too_many_files_message())
     if isinstance(problem, TooManyFieldsSent):
         return error("The request has too many fields; send only the ones the API names.")
     if isinstance(problem, MultiPartParserError) and "header size" in str(problem):
@@ -142,29 +148,17 @@ def create_log_entry(request: HttpRequest) -> JsonResponse:
     if machine is None:
         return error("Choose the machine this work was done on (field “machine”).")
     uploads = request.FILES.getlist("media")
-    if len(uploads) > MAX_FILES_PER_REQUEST:
-        return error(f"Attach at most {MAX_FILES_PER_REQUEST} files at once.")
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if len(key) > 255:
+    key = request.headers.get("Idempotency-Key", "")
+    if len(key) > idempotency.MAX_KEY_LENGTH:
         return error("The Idempotency-Key header is longer than 255 characters.")
-    if key and (earlier := LogEntry.created_with_key(request.user, key)):
-        return _entry_json(earlier, list(earlier.media.all()), status=200)
-
-    try:
-        entry, media = attachments.create_entry(
-            machine=machine,
-            author=request.user,
-            text=request.POST.get("text", ""),
-            uploads=uploads,
-            idempotency_key=key,
-        )
-    except IntegrityError:
-        # A post with the same key won the race (its insert came first): answer its entry.
-        earlier = LogEntry.created_with_key(request.user, key) if key else None
-        if earlier is None:
-            raise
-        return _entry_json(earlier, list(earlier.media.all()), status=200)
-    return _entry_json(entry, media, status=201)
+    entry, media, created = idempotency.create_entry_once(
+        machine=machine,
+        author=request.user,
+        text=request.POST.get("text", ""),
+        uploads=uploads,
+        key=key,
+    )
+    return _entry_json(entry, media, status=201 if created else 200)
 
 
 def _entry_json(entry: LogEntry, media: list[LogEntryMedia], status: int) -> JsonResponse:
@@ -172,6 +166,7 @@ def _entry_json(entry: LogEntry, media: list[LogEntryMedia], status: int) -> Jso
         {
             "id": entry.pk,
             "page_url": entry.get_absolute_url(),
+            "uploads_url": reverse("api-uploads", args=[entry.pk]),  # tus: more files, resumable
             "media": [m.as_json() for m in media],
         },
         status=status,
@@ -195,6 +190,14 @@ def media_detail(request: HttpRequest, media_id: int) -> JsonResponse:
         media.delete()
         return JsonResponse({"deleted": media_id})
     return JsonResponse(media.as_json())
+
+
+@api_view(["GET"], max_files=0)
+def media_tile(request: HttpRequest, media_id: int) -> HttpResponse:
+    """The media's tile as the page shows it (HTML): uploader.js swaps it in while it follows
+    an upload, so a tile is only ever rendered by _media_tile.html."""
+    media = get_object_or_404(LogEntryMedia, pk=media_id)
+    return render(request, "maintenance/_media_tile.html", {"media": media})
 
 
 @api_view(["POST"], max_files=0)

@@ -2,8 +2,8 @@
 
 A body is refused before a byte of it is read unless the view takes uploads **and** the user is
 a maintainer. Everyone and everything else (login, logout, admin, JSON calls, every page) gets
-REQUEST_BODY_MAX_BYTES (1 MB); an upload view gives a maintainer MAX_UPLOAD_BYTES per file it
-takes (``takes_uploads``) plus room for the multipart framing.
+REQUEST_BODY_MAX_BYTES (1 MB); an upload view gives a maintainer ``uploads.request_cap``:
+MAX_UPLOAD_BYTES per file it takes (``takes_uploads``) plus room for the multipart framing.
 
 Two walls use this decision:
 - nginx, the outer one (deploy/nginx.conf, rendered by ``manage.py run_nginx``): the small cap
@@ -28,8 +28,8 @@ from django.utils.html import escape
 
 from the_flip.apps.accounts.decorators import is_maintainer
 
-# Room for the multipart framing and the text fields around the files of one upload request.
-UPLOAD_FRAMING_BYTES = 1024 * 1024
+from .uploads import request_cap, too_large_message
+
 # nginx's auth_request subrequest (deploy/nginx.conf); never reachable from outside nginx.
 GATE_PATH = "/_body_gate"
 
@@ -50,15 +50,11 @@ def upload_files(view_func) -> int:
     return int(getattr(view_func, "max_upload_files", 0) or 0)
 
 
-def upload_cap(files: int) -> int:
-    return settings.MAX_UPLOAD_BYTES * files + UPLOAD_FRAMING_BYTES
-
-
 def body_cap(user, view_func) -> int:
     """The most bytes of body this user may send to this view."""
     files = upload_files(view_func)
     if files and user.is_authenticated and is_maintainer(user):
-        return upload_cap(files)
+        return request_cap(files)
     return settings.REQUEST_BODY_MAX_BYTES
 
 
@@ -124,8 +120,6 @@ class RequestBodyLimitMiddleware:
         if cap > settings.REQUEST_BODY_MAX_BYTES and request.content_type == "multipart/form-data":
             return None
         if cap > settings.REQUEST_BODY_MAX_BYTES:
-            from .uploads import too_large_message
-
             return too_large_response(request.path, too_large_message())
         return too_large_response(request.path, body_too_large_message())
 
@@ -174,7 +168,7 @@ def upload_routes() -> list[UploadRoute]:
                 routes.append(
                     UploadRoute(
                         regex=f"^/{path}$",
-                        cap=upload_cap(upload_files(pattern.callback)),
+                        cap=request_cap(upload_files(pattern.callback)),
                         is_api=path.startswith("api/"),
                     )
                 )
