@@ -15,8 +15,8 @@ class MediaError(Exception):
 
     ``code`` is a short machine id, one of: ``unreadable``, ``unsupported_format``,
     ``unsupported_codec``, ``no_video``, ``too_long``, ``too_large``, ``too_fast``,
-    ``damaged``, ``timeout``, ``resources``, ``output_too_large``, ``ffmpeg_missing``,
-    ``failed``.
+    ``too_costly``, ``damaged``, ``timeout``, ``resources``, ``output_too_large``,
+    ``ffmpeg_missing``, ``failed``.
     """
 
     def __init__(self, reason: str, *, code: str, detail: str = "", probe_summary: str = ""):
@@ -53,3 +53,8 @@ RESOURCES = "This video needs more memory or computing time than the server allo
 OUTPUT_TOO_LARGE = "The converted video would be too large to store."
 FFMPEG_MISSING = "The video converter is not installed on the server."
 FAILED = "The video could not be converted."
+TOO_COSTLY = (
+    "This video is too long and too detailed for this server to convert within {limit}"
+    " (it would take at least {minutes} minutes). Trim it, or record at a lower resolution"
+    " or frame rate."
+)

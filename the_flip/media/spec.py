@@ -39,3 +39,10 @@ class Limits:
     idle_cpu: bool = True
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
+    # How fast this machine converts, for refusing up front what cannot finish within
+    # ``timeout`` (see ``plan.estimate_cost``): output pixels per CPU-second that x264
+    # preset medium and the scaling manage on low-detail footage, measured with
+    # bench/cost.py (docs/benchmarks.md). ``cpus``: CPUs ffmpeg may use; None = the usable
+    # CPUs of this process (its affinity mask).
+    pixels_per_cpu_second: float = 34e6
+    cpus: float | None = None
