@@ -20,3 +20,29 @@ def test_createsuperuser_noinput_needs_only_username_and_password(monkeypatch, c
     )
     assert response.status_code == 302
     assert client.get("/api/machines/").status_code == 200
+
+
+def test_only_the_account_pages_that_work_are_offered(client, maintainer):
+    # No mail is configured, so there is no "forgot password" form that would never send one.
+    for url in ("/accounts/password_reset/", "/accounts/reset/MQ/set-password/"):
+        assert client.get(url).status_code == 404
+    assert client.get("/accounts/login/").status_code == 200
+    # A maintainer changes their own password, and the pages around it render.
+    client.force_login(maintainer)
+    form = client.get("/accounts/password_change/")
+    assert form.status_code == 200 and 'name="new_password1"' in form.content.decode()
+    response = client.post(
+        "/accounts/password_change/",
+        {
+            "old_password": "flippers-and-coils",
+            "new_password1": "tilt-bob-and-plumb",
+            "new_password2": "tilt-bob-and-plumb",
+        },
+    )
+    assert response.status_code == 302 and response["Location"] == "/accounts/password_change/done/"
+    assert client.get("/accounts/password_change/done/").status_code == 200
+    maintainer.refresh_from_db()
+    assert maintainer.check_password("tilt-bob-and-plumb")
+    # Logging out is a POST (the header's button) and lands on the login page.
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/"

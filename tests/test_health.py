@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from the_flip.apps.maintenance import attachments
 from the_flip.apps.worker.models import TaskRecord, WorkerHeartbeat
 
 from .worker_helpers import flush_queue, make_video
@@ -120,7 +121,7 @@ def test_check_worker_stuck_and_queue(capsys, machine, django_capture_on_commit_
     stuck = make_video(machine, status="processing", attempts=1, age=3600, heartbeat_age=1200)
     waiting = make_video(machine, status="pending")
     with django_capture_on_commit_callbacks(execute=True):
-        waiting.schedule_transcode()
+        attachments.request_transcode(waiting)
     TaskRecord.objects.filter(media=waiting).update(
         enqueued_at=timezone.now() - timedelta(minutes=20)
     )
@@ -154,3 +155,35 @@ def test_healthz_answers_any_host_over_plain_http(client, settings):
     assert response.json()["status"] == "ok"
     # ...while every other page still checks the host.
     assert client.get("/accounts/login/", HTTP_HOST="10.0.0.5:8000").status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_operator_running_check_worker_sees_the_queue(machine):
+    """`manage.py check_worker` is a process of its own: it must know the worker's tasks to
+    read what is queued (it once printed "oldest queued task: —" while videos waited, and
+    stderr filled with "not found in TaskRegistry")."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, subprocess_env
+
+    beat(20)
+    waiting = make_video(machine, status="pending")
+    attachments.request_transcode(waiting)  # autocommit: queued at once
+    TaskRecord.objects.filter(media=waiting).update(
+        enqueued_at=timezone.now() - timedelta(minutes=20)
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check_worker", "--json"],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "TaskRegistry" not in result.stderr, result.stderr
+    body = json.loads(result.stdout)
+    assert body["queue_length"] == 1
+    assert body["oldest_queued_age"] >= 20 * 60
+    assert "the oldest queued task has waited 20 minutes" in body["problems"]
+    assert result.returncode == 1

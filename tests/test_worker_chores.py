@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from the_flip.apps.maintenance import attachments
 from the_flip.apps.maintenance.models import LogEntryMedia
-from the_flip.apps.worker import chores
+from the_flip.apps.worker import chores, tasks
 from the_flip.apps.worker.models import TaskRecord
 
 from .worker_helpers import flush_queue, make_video, queued_ids
@@ -25,7 +26,7 @@ def empty_queue():
 
 def reset(django_capture_on_commit_callbacks, **kwargs):
     with django_capture_on_commit_callbacks(execute=True):
-        return chores.reset_stale_transcodes(**kwargs)
+        return tasks.requeue_stale_transcodes(**kwargs)
 
 
 def test_processing_with_a_stale_heartbeat_goes_back_in_line_and_is_enqueued(
@@ -74,7 +75,7 @@ def test_after_three_attempts_the_video_fails_with_a_plain_reason_and_keeps_its_
     assert TaskRecord.objects.get(task_id="t1").state == "interrupted"
     # The admin's retry gives it a fresh set of attempts.
     with django_capture_on_commit_callbacks(execute=True):
-        assert media.retry()
+        assert attachments.retry(media)
     media.refresh_from_db()
     assert media.transcode_status == "pending" and media.attempts == 0
     assert queued_ids() == [media.pk]
@@ -116,6 +117,34 @@ def test_pruning_keeps_the_last_50_successes_and_90_days_of_failures(machine, se
     assert TaskRecord.objects.get(task_id="lost").state == "interrupted"
     chores.prune_task_records()  # idempotent
     assert TaskRecord.objects.filter(state="succeeded").count() == 50
+
+
+def test_skipped_runs_never_push_successes_out_of_the_task_log(machine):
+    """A duplicate delivery or a video deleted before its turn is recorded as skipped, and the
+    50 successes an operator looks back on stay, however many skips came after them."""
+    succeeded = TaskRecord.objects.bulk_create(
+        TaskRecord(task_id=f"s{i}", task_name="transcode_media", state="succeeded")
+        for i in range(50)
+    )
+    TaskRecord.objects.bulk_create(
+        TaskRecord(task_id=f"k{i}", task_name="transcode_media", state="skipped") for i in range(80)
+    )
+    chores.prune_task_records()
+    assert TaskRecord.objects.filter(state="succeeded").count() == len(succeeded)
+    assert TaskRecord.objects.filter(state="skipped").count() == 50
+
+
+def test_a_transcode_of_a_video_already_done_is_recorded_as_skipped(machine):
+    """huey may deliver a task twice: the second run finds the video ready and says so."""
+    from the_flip.apps.worker.transcoding import transcode_video
+
+    done = make_video(machine, status="ready")
+    outcome = transcode_video(done.pk)
+    assert outcome.state == TaskRecord.State.SKIPPED
+    assert outcome.error == "skipped: already ready"
+    assert not outcome.requeue
+    gone = transcode_video(done.pk + 1000)
+    assert gone.state == TaskRecord.State.SKIPPED and gone.attempt is None
 
 
 def _age(path, seconds):

@@ -17,6 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests import clips
 from tests.conftest import ROOT, require, subprocess_env, wait_for
+from the_flip.apps.maintenance import attachments
 from the_flip.apps.maintenance.models import LogEntryMedia
 from the_flip.apps.worker.models import TaskRecord
 
@@ -173,7 +174,7 @@ redirect_stderr=true
             media = LogEntryMedia(log_entry=entry, kind="video", original_name="a.mp4")
             media.file.save("a.mp4", ContentFile(android_clip.read_bytes()), save=False)
             media.save()
-            media.schedule_transcode()  # autocommit here: enqueued at once
+            attachments.request_transcode(media)  # autocommit here: enqueued at once
             videos.append(media)
 
         def all_ready():
@@ -251,7 +252,8 @@ entry = LogEntry.objects.create(machine=machine, text="db restart")
 media = LogEntryMedia(log_entry=entry, kind="video", original_name="a.mp4")
 media.file.save("a.mp4", ContentFile(open({clip!r}, "rb").read()), save=False)
 media.save()
-media.schedule_transcode()
+from the_flip.apps.maintenance.attachments import request_transcode
+request_transcode(media)
 print(media.pk)
 """
 

@@ -37,4 +37,6 @@ def flush_queue() -> None:
 def queued_ids() -> list[int]:
     from huey.contrib.djhuey import HUEY
 
-    return [int(task.args[0]) for task in HUEY.pending() if task.name.endswith("transcode_media")]
+    from the_flip.apps.worker.records import media_id_of
+
+    return [media_id_of(task) for task in HUEY.pending() if media_id_of(task) is not None]

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from the_flip.apps.maintenance import api, serving, views
+from the_flip.apps.maintenance import api, serving, tus, views
 from the_flip.apps.worker.views import healthz
 
 admin.site.site_header = "the_flip admin"
@@ -11,6 +11,12 @@ api_patterns = [
     path("machines/", api.machines, name="api-machines"),
     path("log-entries/", api.create_log_entry, name="api-log-entries"),
     path("log-entries/<int:entry_id>/media/", api.add_media, name="api-log-entry-media"),
+    path("log-entries/<int:entry_id>/uploads/", tus.uploads, name="api-uploads"),
+    path(
+        "log-entries/<int:entry_id>/uploads/<uuid:upload_id>/",
+        tus.upload_detail,
+        name="api-upload",
+    ),
     path("media/<int:media_id>/", api.media_detail, name="api-media-detail"),
     path("media/<int:media_id>/retry/", api.retry_media, name="api-media-retry"),
 ]
@@ -23,6 +29,6 @@ urlpatterns = [
     path("media/<path:path>", serving.serve_media, name="media-file"),
     path("api/", include(api_patterns)),
     path("healthz", healthz, name="healthz"),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include("the_flip.apps.accounts.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import errors, tonemap
-from .errors import MediaError
+from . import tonemap
+from .errors import Code, MediaError
 from .probe import VIDEO_CODECS, MediaInfo, VideoStream, ffprobe_input
 from .spec import Limits, Target
 
@@ -176,35 +176,31 @@ def refuse_by_limits(info: MediaInfo, limits: Limits) -> None:
     summary = info.summary()
     v = info.video
     if v is None:
-        raise MediaError(errors.NO_VIDEO, code="no_video", probe_summary=summary)
+        raise MediaError(Code.NO_VIDEO, probe_summary=summary)
     if v.codec not in VIDEO_CODECS:
         raise MediaError(
-            "This video is in a format we can't convert.",
-            code="unsupported_codec",
+            Code.UNSUPPORTED_CODEC,
             detail=f"video codec {v.codec or v.codec_tag!r}",
             probe_summary=summary,
         )
     if info.duration > limits.max_duration:
         raise MediaError(
-            f"This video is longer than {_duration_words(limits.max_duration)}.",
-            code="too_long",
+            Code.TOO_LONG,
+            duration=_duration_words(limits.max_duration),
             detail=f"duration {info.duration:.1f}s > {limits.max_duration:g}s",
             probe_summary=summary,
         )
     if v.width > limits.max_width or v.height > limits.max_height or v.width * v.height == 0:
         raise MediaError(
-            f"This video's picture is larger than {limits.max_width} by {limits.max_height}"
-            " pixels.",
-            code="too_large",
+            Code.TOO_LARGE,
+            width=limits.max_width,
+            height=limits.max_height,
             detail=f"{v.width}x{v.height}",
             probe_summary=summary,
         )
     if v.fps > limits.max_fps:
         raise MediaError(
-            f"This video has more than {limits.max_fps:g} frames per second.",
-            code="too_fast",
-            detail=f"{v.fps:.2f} fps",
-            probe_summary=summary,
+            Code.TOO_FAST, fps=limits.max_fps, detail=f"{v.fps:.2f} fps", probe_summary=summary
         )
 
 
@@ -248,11 +244,9 @@ def refuse_by_cost(cost: Cost, limits: Limits, summary: str = "") -> None:
     if cost.wall_seconds <= budget:
         return
     raise MediaError(
-        errors.TOO_COSTLY.format(
-            limit=_duration_words(round(budget / 60) * 60 if budget >= 120 else budget),
-            minutes=max(1, round(cost.wall_seconds / 60)),
-        ),
-        code="too_costly",
+        Code.TOO_COSTLY,
+        limit=_duration_words(round(budget / 60) * 60 if budget >= 120 else budget),
+        minutes=max(1, round(cost.wall_seconds / 60)),
         detail=(
             f"estimated {cost.cpu_seconds:.0f} CPU-s, {cost.wall_seconds:.0f} s wall at least"
             f" ({cost.frames} frames, {cost.encoded_pixels / 1e9:.1f} G encoded pixels at"
@@ -285,10 +279,6 @@ class Plan:
     @property
     def threads(self) -> Threads:
         return thread_counts(self.limits, self.source_pixels, self.width * self.height)
-
-    @property
-    def copied(self) -> bool:
-        return self.copy_video
 
     def _head(self) -> list[str]:
         return [

@@ -12,12 +12,12 @@ import itertools
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from . import errors
-from .errors import MediaError
+from .errors import Code, MediaError
 from .proc import run
 from .spec import Limits
 
@@ -131,17 +131,8 @@ class AudioStream:
     index: int
     codec: str
     channels: int
-    channel_layout: str
-    sample_rate: int
     bit_rate: int | None
-    decodable: bool
-
-
-@dataclass(frozen=True)
-class OtherStream:
-    index: int
-    kind: str  # codec_type: data, subtitle, attachment, video (attached picture) ...
-    codec_tag: str
+    decodable: bool  # a codec we accept, with channels and a sample rate
 
 
 @dataclass(frozen=True)
@@ -154,7 +145,6 @@ class MediaInfo:
     bit_rate: int | None
     video: VideoStream | None
     audio: tuple[AudioStream, ...] = ()
-    other: tuple[OtherStream, ...] = field(default=())
 
     @property
     def first_audio(self) -> AudioStream | None:
@@ -292,7 +282,6 @@ def parse(data: dict, path: str = "", vfr_hint: bool | None = None) -> MediaInfo
     demuxer = FORMATS.get(format_name, "")
     video = None
     audio: list[AudioStream] = []
-    other: list[OtherStream] = []
     for s in data.get("streams") or ():
         kind = s.get("codec_type")
         attached = (s.get("disposition") or {}).get("attached_pic") == 1
@@ -307,15 +296,9 @@ def parse(data: dict, path: str = "", vfr_hint: bool | None = None) -> MediaInfo
                     index=int(s["index"]),
                     codec=codec,
                     channels=channels,
-                    channel_layout=s.get("channel_layout") or "",
-                    sample_rate=rate,
                     bit_rate=_int(s.get("bit_rate")),
                     decodable=codec in AUDIO_CODECS and channels > 0 and rate > 0,
                 )
-            )
-        else:
-            other.append(
-                OtherStream(int(s.get("index", -1)), kind or "", s.get("codec_tag_string") or "")
             )
     duration = _float(fmt.get("duration"))
     if duration <= 0 and video is not None:
@@ -331,7 +314,6 @@ def parse(data: dict, path: str = "", vfr_hint: bool | None = None) -> MediaInfo
         bit_rate=_int(fmt.get("bit_rate")),
         video=video,
         audio=tuple(audio),
-        other=tuple(other),
     )
 
 
@@ -340,19 +322,17 @@ def _ffprobe(args: list[str], limits: Limits, head: bytes = b"") -> tuple[dict, 
     try:
         out = run(cmd, limits, timeout=min(PROBE_TIMEOUT, limits.timeout), capture_stdout=True)
     except FileNotFoundError as exc:
-        raise MediaError(errors.FFMPEG_MISSING, code="ffmpeg_missing", detail=str(exc)) from exc
+        raise MediaError(Code.FFMPEG_MISSING, detail=str(exc)) from exc
     if out.timed_out:
-        raise MediaError(errors.TOO_SLOW, code="timeout", detail=out.stderr_tail)
+        raise MediaError(Code.TIMEOUT, detail=out.stderr_tail)
     if out.returncode < 0 or errors.NO_MEMORY.search(out.stderr_tail):
-        raise MediaError(
-            errors.RESOURCES, code="resources", detail=f"exit {out.returncode}\n{out.stderr_tail}"
-        )
+        raise MediaError(Code.RESOURCES, detail=f"exit {out.returncode}\n{out.stderr_tail}")
     if out.returncode != 0:
         raise _probe_failure(out.stderr_tail, head)
     try:
         return json.loads(out.stdout or b"{}"), out.stderr_tail
     except ValueError as exc:
-        raise MediaError(errors.NOT_A_VIDEO, code="unreadable", detail=str(exc)) from exc
+        raise MediaError(Code.UNREADABLE, detail=str(exc)) from exc
 
 
 _BMFF_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot", b"uuid")
@@ -370,15 +350,15 @@ def _looks_like_media(head: bytes) -> bool:
 def _probe_failure(stderr: str, head: bytes = b"") -> MediaError:
     low = stderr.lower()
     if "not on whitelist" in low:
-        return MediaError(errors.NOT_A_VIDEO, code="unsupported_format", detail=stderr)
+        return MediaError(Code.UNSUPPORTED_FORMAT, detail=stderr)
     if not _looks_like_media(head):
-        return MediaError(errors.NOT_A_VIDEO, code="unreadable", detail=stderr)
+        return MediaError(Code.UNREADABLE, detail=stderr)
     if any(
         s in low
         for s in ("moov atom not found", "partial file", "truncat", "invalid nal", "ebml header")
     ):
-        return MediaError(errors.DAMAGED, code="damaged", detail=stderr)
-    return MediaError(errors.NOT_A_VIDEO, code="unreadable", detail=stderr)
+        return MediaError(Code.DAMAGED, detail=stderr)
+    return MediaError(Code.UNREADABLE, detail=stderr)
 
 
 def _detect_vfr(path: Path, info: MediaInfo, limits: Limits) -> bool | None:
@@ -420,14 +400,14 @@ def probe(source: Path, limits: Limits = Limits(), *, detect_vfr: bool = True) -
     try:
         size = source.stat().st_size
     except OSError as exc:
-        raise MediaError(errors.NOT_A_VIDEO, code="unreadable", detail=str(exc)) from exc
+        raise MediaError(Code.UNREADABLE, detail=str(exc)) from exc
     if size == 0:
-        raise MediaError(errors.DAMAGED, code="damaged", detail="the file is empty (0 bytes)")
+        raise MediaError(Code.DAMAGED, detail="the file is empty (0 bytes)")
     try:
         with open(source, "rb") as fh:
             head = fh.read(512)
     except OSError as exc:
-        raise MediaError(errors.NOT_A_VIDEO, code="unreadable", detail=str(exc)) from exc
+        raise MediaError(Code.UNREADABLE, detail=str(exc)) from exc
     data, _ = _ffprobe(
         [
             "-format_whitelist", ",".join(DEMUXERS),
@@ -440,13 +420,12 @@ def probe(source: Path, limits: Limits = Limits(), *, detect_vfr: bool = True) -
     info = parse(data, str(source))
     if not info.demuxer:
         raise MediaError(
-            errors.NOT_A_VIDEO,
-            code="unsupported_format",
+            Code.UNSUPPORTED_FORMAT,
             detail=f"container {info.format_name!r} is not accepted",
             probe_summary=info.summary(),
         )
     if info.video is None:
-        raise MediaError(errors.NO_VIDEO, code="no_video", probe_summary=info.summary())
+        raise MediaError(Code.NO_VIDEO, probe_summary=info.summary())
     vfr = _detect_vfr(source, info, limits) if detect_vfr else None
     if vfr is not None:
         info = parse(data, str(source), vfr_hint=vfr)

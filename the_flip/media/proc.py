@@ -31,9 +31,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .errors import STDERR_TAIL
 from .spec import Limits
 
-TAIL_BYTES = 4096
 POLL = 0.05
 # stderr lines that carry no information (ffmpeg 5.1 prints this for every JPEG poster)
 NOISE = ("deprecated pixel format used",)
@@ -45,7 +45,6 @@ class Outcome:
     stdout: bytes  # only kept when capture_stdout=True
     stderr_tail: str
     timed_out: bool = False
-    elapsed: float = 0.0
 
     @property
     def signal(self) -> int | None:
@@ -96,6 +95,83 @@ def _kill_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+class _Drain:
+    """Two reader threads: stdout (lines to ``on_line``, bytes kept if asked) and stderr (only
+    its last few KB kept), so a chatty child can never block on a full pipe."""
+
+    def __init__(self, proc: subprocess.Popen, capture_stdout: bool, on_line) -> None:
+        self.proc = proc
+        self.capture_stdout = capture_stdout
+        self.on_line = on_line
+        self.err_chunks: collections.deque[bytes] = collections.deque()
+        self.err_size = 0
+        self.out_chunks: list[bytes] = []
+        self.threads = [
+            threading.Thread(target=self._stderr, daemon=True, name="ffmpeg-stderr"),
+            threading.Thread(target=self._stdout, daemon=True, name="ffmpeg-stdout"),
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _stderr(self) -> None:
+        pipe = self.proc.stderr
+        assert pipe is not None
+        for chunk in iter(lambda: pipe.read1(8192), b""):
+            self.err_chunks.append(chunk)
+            self.err_size += len(chunk)
+            while self.err_size - len(self.err_chunks[0]) >= STDERR_TAIL * 4 and (
+                len(self.err_chunks) > 1
+            ):
+                self.err_size -= len(self.err_chunks.popleft())
+
+    def _stdout(self) -> None:
+        pipe = self.proc.stdout
+        assert pipe is not None
+        pending = b""
+        for chunk in iter(lambda: pipe.read1(8192), b""):
+            if self.capture_stdout:
+                self.out_chunks.append(chunk)
+            if self.on_line is not None:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    self.on_line(line.decode("utf-8", "replace").strip())
+
+    def close(self) -> None:
+        for thread in self.threads:
+            thread.join(timeout=5)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+    def stderr_tail(self) -> str:
+        """The last STDERR_TAIL characters of stderr, without ffmpeg's noise lines."""
+        text = b"".join(self.err_chunks).decode("utf-8", "replace")
+        lines = [ln for ln in text.splitlines(keepends=True) if not any(n in ln for n in NOISE)]
+        return "".join(lines)[-STDERR_TAIL:]
+
+
+def _wait(proc: subprocess.Popen, deadline: float, cancel, tick) -> bool:
+    """Wait for the child, polling the cancel event, the deadline and ``tick``; True when it
+    was killed for running past the deadline. Raises Cancelled (child killed) on cancel."""
+    while True:
+        try:
+            proc.wait(timeout=POLL)
+            return False
+        except subprocess.TimeoutExpired:
+            pass
+        if cancel is not None and cancel.is_set():
+            _kill_group(proc)
+            proc.wait()
+            raise Cancelled()
+        if time.monotonic() > deadline:
+            _kill_group(proc)
+            proc.wait()
+            return True
+        if tick is not None:
+            tick()
+
+
 def run(
     cmd: list[str],
     limits: Limits,
@@ -116,13 +192,11 @@ def run(
     binary = shutil.which(cmd[0])
     if binary is None:
         raise FileNotFoundError(f"{cmd[0]}: not found or not executable")
-    cmd = [binary, *cmd[1:]]
-    start = time.monotonic()
-    deadline = start + timeout
+    deadline = time.monotonic() + timeout
     if cancel is not None and cancel.is_set():
         raise Cancelled()
     proc = subprocess.Popen(
-        wrap(cmd),
+        wrap([binary, *cmd[1:]]),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -130,72 +204,18 @@ def run(
         preexec_fn=_limit_child(limits),
         close_fds=True,
     )
-    err_chunks: collections.deque[bytes] = collections.deque()
-    err_size = [0]
-    out_chunks: list[bytes] = []
-
-    def drain_err() -> None:
-        assert proc.stderr is not None
-        for chunk in iter(lambda: proc.stderr.read1(8192), b""):
-            err_chunks.append(chunk)
-            err_size[0] += len(chunk)
-            while err_size[0] - len(err_chunks[0]) >= TAIL_BYTES * 4 and len(err_chunks) > 1:
-                err_size[0] -= len(err_chunks.popleft())
-
-    def drain_out() -> None:
-        assert proc.stdout is not None
-        pending = b""
-        for chunk in iter(lambda: proc.stdout.read1(8192), b""):
-            if capture_stdout:
-                out_chunks.append(chunk)
-            if on_line is not None:
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    on_line(line.decode("utf-8", "replace").strip())
-
-    readers = [
-        threading.Thread(target=drain_err, daemon=True, name="ffmpeg-stderr"),
-        threading.Thread(target=drain_out, daemon=True, name="ffmpeg-stdout"),
-    ]
-    for t in readers:
-        t.start()
-    timed_out = False
+    drain = _Drain(proc, capture_stdout, on_line)
     try:
-        while True:
-            try:
-                proc.wait(timeout=POLL)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            if cancel is not None and cancel.is_set():
-                _kill_group(proc)
-                proc.wait()
-                raise Cancelled()
-            if time.monotonic() > deadline:
-                timed_out = True
-                _kill_group(proc)
-                proc.wait()
-                break
-            if tick is not None:
-                tick()
+        timed_out = _wait(proc, deadline, cancel, tick)
     except BaseException:
         _kill_group(proc)
         proc.wait()
         raise
     finally:
-        for t in readers:
-            t.join(timeout=5)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-    text = b"".join(err_chunks).decode("utf-8", "replace")
-    lines = [ln for ln in text.splitlines(keepends=True) if not any(n in ln for n in NOISE)]
-    tail = "".join(lines)[-TAIL_BYTES:]
+        drain.close()
     return Outcome(
         returncode=proc.returncode,
-        stdout=b"".join(out_chunks),
-        stderr_tail=tail,
+        stdout=b"".join(drain.out_chunks),
+        stderr_tail=drain.stderr_tail(),
         timed_out=timed_out,
-        elapsed=time.monotonic() - start,
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import errors
-from .errors import MediaError, TranscodeCancelled
+from .errors import Code, MediaError, TranscodeCancelled
 from .plan import Plan, plan
 from .probe import MediaInfo, probe
 from .proc import Cancelled, Outcome, run
@@ -30,8 +30,8 @@ class TranscodeResult:
     duration: float  # of the output
     width: int  # of the output, upright
     height: int
-    has_audio: bool
     copied: bool  # True when the video stream was remuxed, not re-encoded
+    reencode_reasons: tuple[str, ...]  # why it was not copied (empty when copied)
     info: MediaInfo  # the probe of the source
     stderr_tail: str  # last ~4 KB of ffmpeg stderr
 
@@ -75,30 +75,23 @@ def classify(out: Outcome, summary: str = "") -> MediaError:
     """A failed ffmpeg run -> MediaError with a sentence for maintainers."""
     tail = out.stderr_tail
     sig = out.signal
+    detail = tail
     if out.timed_out:
-        return MediaError(errors.TOO_SLOW, code="timeout", detail=tail, probe_summary=summary)
-    if sig == signal.SIGXFSZ:
-        return MediaError(
-            errors.OUTPUT_TOO_LARGE, code="output_too_large", detail=tail, probe_summary=summary
-        )
-    if sig in (
-        signal.SIGXCPU,
-        signal.SIGKILL,
-        signal.SIGSEGV,
-        signal.SIGABRT,
-    ) or errors.NO_MEMORY.search(tail):
+        code = Code.TIMEOUT
+    elif sig == signal.SIGXFSZ:
+        code = Code.OUTPUT_TOO_LARGE
+    elif sig in (signal.SIGXCPU, signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT) or (
+        errors.NO_MEMORY.search(tail)
+    ):
+        code = Code.RESOURCES
         detail = f"killed by signal {sig}\n{tail}" if sig else tail
-        return MediaError(errors.RESOURCES, code="resources", detail=detail, probe_summary=summary)
-    if "No space left on device" in tail:
-        return MediaError(
-            "The server ran out of disk space while converting this video.",
-            code="disk_full",
-            detail=tail,
-            probe_summary=summary,
-        )
-    if _DAMAGED.search(tail):
-        return MediaError(errors.DAMAGED, code="damaged", detail=tail, probe_summary=summary)
-    return MediaError(errors.FAILED, code="failed", detail=tail, probe_summary=summary)
+    elif "No space left on device" in tail:
+        code = Code.DISK_FULL
+    elif _DAMAGED.search(tail):
+        code = Code.DAMAGED
+    else:
+        code = Code.FAILED
+    return MediaError(code, detail=detail, probe_summary=summary)
 
 
 def _run(cmd, limits, progress, cancel, summary) -> Outcome:
@@ -114,7 +107,7 @@ def _run(cmd, limits, progress, cancel, summary) -> Outcome:
     except Cancelled:
         raise TranscodeCancelled("the transcode was cancelled") from None
     except FileNotFoundError as exc:
-        raise MediaError(errors.FFMPEG_MISSING, code="ffmpeg_missing", detail=str(exc)) from exc
+        raise MediaError(Code.FFMPEG_MISSING, detail=str(exc)) from exc
     if out.returncode != 0 or out.timed_out:
         raise classify(out, summary)
     return out
@@ -122,19 +115,17 @@ def _run(cmd, limits, progress, cancel, summary) -> Outcome:
 
 def _check_output(video: Path, poster: Path, limits: Limits, summary: str, tail: str):
     if not video.is_file() or video.stat().st_size == 0:
-        raise MediaError(errors.DAMAGED, code="damaged", detail=tail, probe_summary=summary)
+        raise MediaError(Code.DAMAGED, detail=tail, probe_summary=summary)
     if not poster.is_file() or poster.stat().st_size == 0:
-        raise MediaError(
-            errors.DAMAGED, code="damaged", detail="no poster frame\n" + tail, probe_summary=summary
-        )
+        raise MediaError(Code.DAMAGED, detail="no poster frame\n" + tail, probe_summary=summary)
     try:
         out = probe(video, limits, detect_vfr=False)
     except MediaError as exc:
         raise MediaError(
-            errors.DAMAGED, code="damaged", detail=exc.detail + "\n" + tail, probe_summary=summary
+            Code.DAMAGED, detail=exc.detail + "\n" + tail, probe_summary=summary
         ) from exc
     if out.video is None or out.duration <= 0:
-        raise MediaError(errors.DAMAGED, code="damaged", detail=tail, probe_summary=summary)
+        raise MediaError(Code.DAMAGED, detail=tail, probe_summary=summary)
     return out
 
 
@@ -172,13 +163,12 @@ def transcode(
         tails = []
         for cmd in the_plan.commands(source, video_tmp, poster_tmp):
             tails.append(_run(cmd, limits, progress, cancel, summary).stderr_tail)
-        tail = "\n".join(t for t in tails if t)[-4096:]
+        tail = "\n".join(t for t in tails if t)[-errors.STDERR_TAIL :]
         out = _check_output(video_tmp, poster_tmp, limits, summary, tail)
         if "partial file" in tail or out.duration < the_plan.duration * 0.9 - 0.5:
             # ffmpeg converts what it can of a truncated upload and exits 0: refuse it.
             raise MediaError(
-                errors.DAMAGED,
-                code="damaged",
+                Code.DAMAGED,
                 detail=f"output {out.duration:.2f}s of {the_plan.duration:.2f}s\n{tail}",
                 probe_summary=summary,
             )
@@ -194,8 +184,8 @@ def transcode(
         duration=out.duration,
         width=out.video.display_width,
         height=out.video.display_height,
-        has_audio=out.first_audio is not None,
-        copied=the_plan.copied,
+        copied=the_plan.copy_video,
+        reencode_reasons=the_plan.reasons,
         info=info,
         stderr_tail=tail,
     )
@@ -209,13 +199,12 @@ def tool_versions(limits: Limits = Limits()) -> dict[str, str]:  # noqa: B008
             out = run([binary, "-hide_banner", "-version"], limits, timeout=VERSION_TIMEOUT,
                       capture_stdout=True)  # fmt: skip
         except (FileNotFoundError, PermissionError) as exc:
-            raise MediaError(errors.FFMPEG_MISSING, code="ffmpeg_missing", detail=str(exc)) from exc
+            raise MediaError(Code.FFMPEG_MISSING, detail=str(exc)) from exc
         text = out.stdout.decode("utf-8", "replace")
         match = re.match(rf"\S*{re.escape(name)}\S* version (\S+)", text)
         if out.returncode != 0 or not match:
             raise MediaError(
-                errors.FFMPEG_MISSING,
-                code="ffmpeg_missing",
+                Code.FFMPEG_MISSING,
                 detail=f"{binary} -version exited {out.returncode}: "
                 f"{out.stderr_tail or text[:500]}",
             )

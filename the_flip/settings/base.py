@@ -6,7 +6,9 @@ PostgreSQL, FORCE_HTTPS turns on the settings a TLS-terminating platform wants.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -21,8 +23,34 @@ def env_bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def env_int(name: str, default: int) -> int:
+    """An integer from the environment; unset or blank means the default."""
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def bucket_origins(bucket: str, endpoint: str, region: str) -> list[str]:
+    """Where a presigned URL of the media bucket points, for the CSP: the endpoint's origin
+    (path-style URLs) and the bucket's virtual-host origin on it; AWS S3 itself without an
+    endpoint. The same variables the storage reads (BUCKET_NAME, AWS_ENDPOINT_URL_S3,
+    AWS_REGION)."""
+    if not bucket:
+        return []
+    if endpoint:
+        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        scheme, host = parts.scheme, parts.netloc
+        return [f"{scheme}://{host}", f"{scheme}://{bucket}.{host}"]
+    hosts = ["s3.amazonaws.com"] + ([f"s3.{region}.amazonaws.com"] if region else [])
+    return [f"https://{bucket}.{host}" for host in hosts] + [f"https://{host}" for host in hosts]
 
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -31,8 +59,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = Path(
     os.environ.get("DATA_DIR") or os.environ.get("RAILWAY_VOLUME_MOUNT_PATH") or BASE_DIR / "data"
 ).resolve()
-# huey opens its SQLite queue while settings load, so the folder must exist by then.
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# Nothing is created at import: the SQLite queue creates its folder when huey opens it
+# (worker/queue.py: SqliteHuey), the maintenance app its media and upload folders.
 
 DEBUG = env_bool("DEBUG")
 
@@ -65,6 +93,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "huey.contrib.djhuey",
+    "axes",  # login throttle (Security below)
     "the_flip.apps.accounts",
     "the_flip.apps.catalog",
     "the_flip.apps.maintenance",
@@ -84,6 +113,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last: turns a login refused by the throttle into the login page with the reason.
+    "axes.middleware.AxesMiddleware",
 ]
 
 CSRF_FAILURE_VIEW = "the_flip.apps.maintenance.api.csrf_failure"
@@ -155,7 +187,7 @@ if USING_POSTGRES:
     }
 else:
     HUEY = {
-        "huey_class": "huey.SqliteHuey",
+        "huey_class": "the_flip.apps.worker.queue.SqliteHuey",  # creates DATA_DIR if missing
         "name": "the_flip",
         "filename": str(DATA_DIR / "huey.sqlite3"),
         "immediate": False,  # explicit: djhuey would otherwise follow DEBUG
@@ -169,37 +201,62 @@ HUEY["consumer"] = {
     # blocks on LISTEN instead and ignores these.
     "initial_delay": 0.05,
     "backoff": 1.15,
-    "max_delay": float(os.environ.get("WORKER_MAX_POLL_DELAY", "0.2")),
+    "max_delay": env_float("WORKER_MAX_POLL_DELAY", 0.2),
     "check_worker_health": True,
     "periodic": True,
 }
 
-# --- Worker policy (run_worker, chores, health) ---------------------------------------------
+# --- Worker policy (run_worker, tasks, chores, health): the one place for its timing --------
 
 # A video is tried at most this many times (an attempt that dies, hangs or runs out of memory
 # counts; a graceful stop for a deploy does not), then fails with the original kept.
-TRANSCODE_MAX_ATTEMPTS = int(os.environ.get("TRANSCODE_MAX_ATTEMPTS", "3"))
+TRANSCODE_MAX_ATTEMPTS = env_int("TRANSCODE_MAX_ATTEMPTS", 3)
 # `processing` with no progress heartbeat (written ~1/s) for this long: its worker died.
-TRANSCODE_STALE_SECONDS = int(os.environ.get("TRANSCODE_STALE_SECONDS", "120"))
+TRANSCODE_STALE_SECONDS = env_int("TRANSCODE_STALE_SECONDS", 120)
 # At consumer start-up no other worker is running, so the margin is small.
-WORKER_STARTUP_STALE_SECONDS = float(os.environ.get("WORKER_STARTUP_STALE_SECONDS", "5"))
+WORKER_STARTUP_STALE_SECONDS = env_float("WORKER_STARTUP_STALE_SECONDS", 5)
 # `pending` this long with no task in the queue for it: the task was lost; enqueue again.
-TRANSCODE_REQUEUE_PENDING_SECONDS = int(os.environ.get("TRANSCODE_REQUEUE_PENDING_SECONDS", "60"))
-# The heartbeat runs every minute; allow one missed beat before calling the worker dead.
-WORKER_HEARTBEAT_MAX_AGE = int(os.environ.get("WORKER_HEARTBEAT_MAX_AGE", "150"))
+TRANSCODE_REQUEUE_PENDING_SECONDS = env_int("TRANSCODE_REQUEUE_PENDING_SECONDS", 60)
+# The heartbeat chore's period, in minutes; Sentry Crons expects a check-in as often.
+WORKER_HEARTBEAT_MINUTES = 1
+# A running transcode holds the only worker thread (the heartbeat chore waits behind it), so
+# its progress also beats, at most this often: a little under the heartbeat period.
+WORKER_PROGRESS_BEAT_SECONDS = WORKER_HEARTBEAT_MINUTES * 60 - 10
+# No heartbeat for this long: the worker is dead (allows one missed beat).
+WORKER_HEARTBEAT_MAX_AGE = env_int("WORKER_HEARTBEAT_MAX_AGE", 150)
+# Sentry Crons: an issue after 2 missed check-ins, each allowed 3 minutes late.
+SENTRY_CRONS_MONITOR_CONFIG = {
+    "schedule": {"type": "interval", "value": WORKER_HEARTBEAT_MINUTES, "unit": "minute"},
+    "checkin_margin": 3,
+    "max_runtime": 1,
+    "failure_issue_threshold": 2,
+    "recovery_threshold": 1,
+}
 # A video pending, or processing without a sign of life, this long is "stuck" (healthz 503).
-STUCK_AFTER_SECONDS = int(os.environ.get("STUCK_AFTER_SECONDS", str(15 * 60)))
+STUCK_AFTER_SECONDS = env_int("STUCK_AFTER_SECONDS", 15 * 60)
+# huey crontab() arguments of the periodic chores (tasks.py).
+WORKER_SCHEDULES = {
+    "write_heartbeat": {"minute": f"*/{WORKER_HEARTBEAT_MINUTES}"},
+    "reset_stale_transcodes": {"minute": "*"},  # every minute: nothing lost stays lost long
+    "prune": {"minute": "17"},  # hourly
+    "expire_partial_uploads": {"minute": "37"},  # hourly
+}
 # The consumer exits after this many tasks (chores not counted); supervisord starts a fresh one.
-WORKER_MAX_TASKS = int(os.environ.get("WORKER_MAX_TASKS", "5"))
-WORKER_MIN_LIFETIME = float(os.environ.get("WORKER_MIN_LIFETIME", "6"))  # > supervisord startsecs
+WORKER_MAX_TASKS = env_int("WORKER_MAX_TASKS", 5)
+WORKER_MIN_LIFETIME = env_float("WORKER_MIN_LIFETIME", 6)  # > supervisord startsecs
 # Graceful stop: cancelling ffmpeg takes ~0.1 s; never wait longer than this (supervisord's
 # stopwaitsecs is 25).
-WORKER_SHUTDOWN_TIMEOUT = float(os.environ.get("WORKER_SHUTDOWN_TIMEOUT", "15"))
-# Task log pruning, orphaned media files and stale temp files (the hourly `prune` chore).
-TASK_RECORDS_KEEP_SUCCEEDED = int(os.environ.get("TASK_RECORDS_KEEP_SUCCEEDED", "50"))
-TASK_RECORDS_KEEP_FAILED_DAYS = int(os.environ.get("TASK_RECORDS_KEEP_FAILED_DAYS", "90"))
-ORPHAN_FILE_MIN_AGE = int(os.environ.get("ORPHAN_FILE_MIN_AGE", "3600"))
-TEMP_FILE_MAX_AGE = int(os.environ.get("TEMP_FILE_MAX_AGE", str(6 * 3600)))
+WORKER_SHUTDOWN_TIMEOUT = env_float("WORKER_SHUTDOWN_TIMEOUT", 15)
+# The hourly `prune` chore: the task log keeps the last N successes (and, separately, the last
+# N skipped runs) and the failures of the last N days; a record still queued/running after
+# TASK_RECORDS_LOST_AFTER_SECONDS belongs to a task that was lost and becomes a failure.
+TASK_RECORDS_KEEP_SUCCEEDED = env_int("TASK_RECORDS_KEEP_SUCCEEDED", 50)
+TASK_RECORDS_KEEP_FAILED_DAYS = env_int("TASK_RECORDS_KEEP_FAILED_DAYS", 90)
+TASK_RECORDS_LOST_AFTER_SECONDS = env_int("TASK_RECORDS_LOST_AFTER_SECONDS", 24 * 3600)
+# ... media files no row references, once this old (an upload being saved is never touched),
+ORPHAN_FILE_MIN_AGE = env_int("ORPHAN_FILE_MIN_AGE", 3600)
+# ... and temp files under DATA_DIR/tmp untouched this long.
+TEMP_FILE_MAX_AGE = env_int("TEMP_FILE_MAX_AGE", 6 * 3600)
 
 # --- Auth -----------------------------------------------------------------------------------
 
@@ -234,7 +291,7 @@ STORAGES = {
 
 # --- Uploads --------------------------------------------------------------------------------
 
-MAX_UPLOAD_BYTES = int(os.environ.get("MAX_UPLOAD_MB", "200")) * 1024 * 1024
+MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_MB", 200) * 1024 * 1024
 # Uploads stream to a temp file in DATA_DIR (same filesystem as the media: the final move is
 # a rename, and a big upload never fills a small /tmp).
 FILE_UPLOAD_TEMP_DIR = DATA_DIR / "tmp" / "uploads"
@@ -247,19 +304,77 @@ FILE_UPLOAD_HANDLERS = [
 ]
 PHOTO_MAX_LONG_SIDE = 2400
 
+# --- Resumable uploads (tus, maintenance/tus.py) and retried log entries (Idempotency-Key) ---
+
+# An unfinished upload is removed with its bytes this long after its last PATCH (tus: at least
+# 24 h, so a phone can come back tomorrow morning).
+TUS_EXPIRE_HOURS = env_int("TUS_EXPIRE_HOURS", 24)
+# One PATCH stops reading after this long and keeps what arrived (the client resumes from
+# there), so a slow phone never holds a web thread for minutes.
+TUS_PATCH_READ_SECONDS = env_int("TUS_PATCH_READ_SECONDS", 60)
+# A PATCH claim older than this belongs to a request that died (killed worker): another PATCH
+# may take the upload over. Comfortably more than reading plus storing one chunk.
+TUS_CLAIM_STALE_SECONDS = 3 * TUS_PATCH_READ_SECONDS
+# The same Idempotency-Key from the same maintainer within this long answers the first entry.
+IDEMPOTENCY_KEY_HOURS = 24
+
 # --- Media pipeline policy (one place; passed into the_flip.media) --------------------------
 
 TRANSCODE_TARGET = Target()  # the product spec: H.264 main crf 23 medium, AAC 128k, 2400 px
 TRANSCODE_LIMITS = Limits(
-    max_duration=float(os.environ.get("MAX_VIDEO_MINUTES", "15")) * 60,
-    timeout=float(os.environ.get("TRANSCODE_TIMEOUT_SECONDS", str(30 * 60))),
-    # Unset: sized from the CPUs this process may use (x264's own 1.5x); ffmpeg is niced, so
+    max_duration=env_float("MAX_VIDEO_MINUTES", 15) * 60,
+    timeout=env_float("TRANSCODE_TIMEOUT_SECONDS", 30 * 60),
+    # Unset or 0: sized from the CPUs this process may use (x264's own 1.5x); ffmpeg is niced, so
     # the web stays responsive either way. A number caps decoder, filters and encoder.
-    threads=int(os.environ["TRANSCODE_THREADS"]) if os.environ.get("TRANSCODE_THREADS") else None,
+    threads=env_int("TRANSCODE_THREADS", 0) or None,
 )
 TRANSCODE_WORK_DIR = DATA_DIR / "tmp" / "transcode"
 
-# --- Security -------------------------------------------------------------------------------
+# --- Security (docs/security.md) -------------------------------------------------------------
+
+# Password guessing: after this many failed logins for one username, or from one client
+# address, further attempts are refused (429 with a sentence) for LOGIN_LOCKOUT_MINUTES; each
+# failure during the lock restarts it. Unlock early: `manage.py axes_reset_username <name>`,
+# `manage.py axes_reset_ip <address>`, or delete the row under Axes > Access attempts in /admin/.
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "10"))
+LOGIN_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
+# Peers whose X-Real-IP / X-Forwarded-For name the client: our nginx on this machine (a unix
+# socket peer is trusted too). Anyone else's headers are ignored.
+TRUSTED_PROXY_IPS = env_list("TRUSTED_PROXY_IPS", "127.0.0.1,::1")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one alone locks
+AXES_RESET_ON_SUCCESS = True  # a right password forgives the typos before it
+AXES_CLIENT_IP_CALLABLE = "the_flip.apps.accounts.throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "the_flip.apps.accounts.throttle.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # failures are counted either way; no row per successful login
+
+# Content-Security-Policy: our own files only (no inline script or style anywhere, the admin's
+# included), never framed, forms post only here. Videos, posters and photos may also come
+# from the bucket, where /media/ redirects to a presigned URL.
+CSP_MEDIA_ORIGINS = bucket_origins(
+    os.environ.get("BUCKET_NAME", ""),
+    os.environ.get("AWS_ENDPOINT_URL_S3", ""),
+    os.environ.get("AWS_REGION", ""),
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", *CSP_MEDIA_ORIGINS],
+        "media-src": ["'self'", *CSP_MEDIA_ORIGINS],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True

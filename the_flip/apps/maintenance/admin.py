@@ -1,7 +1,8 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from .models import LogEntry, LogEntryMedia
+from . import attachments
+from .models import LogEntry, LogEntryMedia, PartialUpload
 
 
 class LogEntryMediaInline(admin.TabularInline):
@@ -84,7 +85,7 @@ class LogEntryMediaAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry the selected failed videos")
     def retry(self, request, queryset) -> None:
-        retried = sum(1 for media in queryset if media.retry())
+        retried = sum(1 for media in queryset if attachments.retry(media))
         skipped = queryset.count() - retried
         self.message_user(request, f"Queued {retried} video(s) again.", messages.SUCCESS)
         if skipped:
@@ -94,3 +95,27 @@ class LogEntryMediaAdmin(admin.ModelAdmin):
                 "can be retried.",
                 messages.WARNING,
             )
+
+
+@admin.register(PartialUpload)
+class PartialUploadAdmin(admin.ModelAdmin):
+    """Resumable uploads on their way in; the list's title says how much they hold."""
+
+    list_display = ["filename", "owner", "log_entry", "progress", "updated_at", "expires_at"]
+    list_select_related = ["owner", "log_entry__machine"]
+    readonly_fields = [f.name for f in PartialUpload._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="stored")
+    def progress(self, upload: PartialUpload) -> str:
+        return f"{upload.offset / 1048576:.1f} of {upload.length / 1048576:.1f} MB"
+
+    def changelist_view(self, request, extra_context=None):
+        totals = PartialUpload.totals()
+        title = (
+            f"Partial uploads: {totals['count']} unfinished, "
+            f"holding {totals['bytes'] / 1048576:.1f} MB"
+        )
+        return super().changelist_view(request, {**(extra_context or {}), "title": title})

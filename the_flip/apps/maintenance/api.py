@@ -9,7 +9,7 @@ import functools
 import json
 from collections.abc import Callable
 
-from django.db import transaction
+from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.csrf import csrf_failure as html_csrf_failure
@@ -17,8 +17,9 @@ from django.views.decorators.http import require_http_methods
 
 from the_flip.apps.catalog.models import Machine
 
+from . import attachments
 from .models import LogEntry, LogEntryMedia
-from .uploads import MAX_FILES_PER_REQUEST, UploadRejected, prepare, too_large_message
+from .uploads import MAX_FILES_PER_REQUEST, UploadRejected, too_large_message
 
 
 def error(message: str, status: int = 400) -> JsonResponse:
@@ -99,16 +100,37 @@ def create_log_entry(request: HttpRequest) -> JsonResponse:
     uploads = request.FILES.getlist("media")
     if len(uploads) > MAX_FILES_PER_REQUEST:
         return error(f"Attach at most {MAX_FILES_PER_REQUEST} files at once.")
-    entry, media = LogEntry.create_with_media(
-        machine=machine, author=request.user, text=request.POST.get("text", ""), uploads=uploads
-    )
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > 255:
+        return error("The Idempotency-Key header is longer than 255 characters.")
+    if key and (earlier := LogEntry.created_with_key(request.user, key)):
+        return _entry_json(earlier, list(earlier.media.all()), status=200)
+
+    try:
+        entry, media = attachments.create_entry(
+            machine=machine,
+            author=request.user,
+            text=request.POST.get("text", ""),
+            uploads=uploads,
+            idempotency_key=key,
+        )
+    except IntegrityError:
+        # A post with the same key won the race (its insert came first): answer its entry.
+        earlier = LogEntry.created_with_key(request.user, key) if key else None
+        if earlier is None:
+            raise
+        return _entry_json(earlier, list(earlier.media.all()), status=200)
+    return _entry_json(entry, media, status=201)
+
+
+def _entry_json(entry: LogEntry, media: list[LogEntryMedia], status: int) -> JsonResponse:
     return JsonResponse(
         {
             "id": entry.pk,
             "page_url": entry.get_absolute_url(),
             "media": [m.as_json() for m in media],
         },
-        status=201,
+        status=status,
     )
 
 
@@ -118,9 +140,7 @@ def add_media(request: HttpRequest, entry_id: int) -> JsonResponse:
     upload = request.FILES.get("file")
     if upload is None:
         return error("Attach a photo or video in the field “file”.")
-    kind, photo = prepare(upload)
-    with transaction.atomic():
-        media = entry.attach(upload, kind, photo)
+    media = attachments.attach(entry, upload)
     return JsonResponse(media.as_json(), status=201)
 
 
@@ -136,6 +156,6 @@ def media_detail(request: HttpRequest, media_id: int) -> JsonResponse:
 @api_view(["POST"], max_files=0)
 def retry_media(request: HttpRequest, media_id: int) -> JsonResponse:
     media = get_object_or_404(LogEntryMedia, pk=media_id)
-    if not media.retry():
+    if not attachments.retry(media):
         return error("Only a failed video whose original is still here can be tried again.", 409)
     return JsonResponse(media.as_json())

@@ -18,11 +18,16 @@ class ApiAuthMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest):
-        return self.get_response(request)
+        response = self.get_response(request)
+        if getattr(request, "speaks_tus", False):
+            # tus: every answer says the protocol version, refusals (login, CSRF) included.
+            response.setdefault("Tus-Resumable", "1.0.0")
+        return response
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
         if not getattr(view_func, "is_api_view", False):
             return None
+        request.speaks_tus = getattr(view_func, "speaks_tus", False)
         user = request.user
         if not user.is_authenticated:
             return error("Log in first: POST your username and password to /accounts/login/.", 401)

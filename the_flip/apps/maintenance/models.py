@@ -4,16 +4,24 @@ A LogEntryMedia row is the single source of truth for a video's state: the queue
 its id, and every transition (pending → processing → ready/failed) is written here first.
 """
 
+import logging
+import secrets
 import uuid
+from datetime import timedelta
 from pathlib import PurePosixPath
 
 from django.conf import settings
-from django.db import models, transaction
+from django.core.files.storage import default_storage
+from django.db import models
 from django.db.models.functions import Greatest
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
+
+from the_flip.media.errors import DETAIL_KEPT, Code
+
+log = logging.getLogger(__name__)
 
 
 def generated_name(folder: str, suffix: str) -> str:
@@ -38,10 +46,21 @@ class LogEntry(models.Model):
     )
     text = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The client's Idempotency-Key for the POST that created this entry ("" = none): a retry
+    # with the same key (double tap, timeout) answers this entry instead of making another.
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "log entries"
+        constraints = [
+            # Two racing posts with one key: the second insert fails, so one entry exists.
+            models.UniqueConstraint(
+                fields=["author", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="one_entry_per_idempotency_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.machine} — {self.created_at:%Y-%m-%d}"
@@ -50,38 +69,16 @@ class LogEntry(models.Model):
         return reverse("log-entry-detail", args=[self.pk])
 
     @classmethod
-    def create_with_media(cls, *, machine, author, text: str, uploads: list) -> tuple:
-        """A new entry with its uploads. Every upload is validated first, so one bad file
-        means nothing is saved (raises uploads.UploadRejected). Returns (entry, media)."""
-        from .uploads import prepare
-
-        prepared = [(upload, *prepare(upload)) for upload in uploads]
-        with transaction.atomic():
-            entry = cls.objects.create(machine=machine, author=author, text=text)
-            media = [entry.attach(upload, kind, photo) for upload, kind, photo in prepared]
-        return entry, media
-
-    def attach(self, upload, kind: str, cleaned_photo=None) -> "LogEntryMedia":
-        """Store an already validated upload (see uploads.prepare) on this entry.
-
-        Photos are ready at once; a video is stored as it came and queued for the worker.
-        """
-        media = LogEntryMedia(
-            log_entry=self,
-            kind=kind,
-            original_name=(upload.name or "")[:255],
-            original_size=upload.size,
-        )
-        if kind == LogEntryMedia.Kind.PHOTO:
-            media.transcode_status = LogEntryMedia.Status.READY
-            media.progress = 100
-            media.file.save("photo.jpg", cleaned_photo, save=False)
-        else:
-            media.file.save(upload.name or "video.mov", upload, save=False)
-        media.save()
-        if media.is_video:
-            media.schedule_transcode()
-        return media
+    def created_with_key(cls, author, key: str) -> "LogEntry | None":
+        """The entry ``author`` created with this Idempotency-Key within IDEMPOTENCY_KEY_HOURS.
+        An older one gives the key up (cleared), so the key can make a new entry."""
+        earlier = cls.objects.filter(author=author, idempotency_key=key).first()
+        if earlier is None:
+            return None
+        if earlier.created_at >= timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS):
+            return earlier
+        cls.objects.filter(pk=earlier.pk, idempotency_key=key).update(idempotency_key="")
+        return None
 
 
 class LogEntryMedia(models.Model):
@@ -173,7 +170,7 @@ class LogEntryMedia(models.Model):
             "video_url": self.video_url,
             "poster_url": self.poster_url,
             "photo_url": self.photo_url,
-            "error": (self.error or "We could not process this file.") if failed else None,
+            "error": (self.error or Code.UNKNOWN.reason()) if failed else None,
             "url": self.get_absolute_url(),
             "name": self.original_name,  # as the phone named it, so a maintainer knows which
         }
@@ -228,7 +225,11 @@ class LogEntryMedia(models.Model):
         height: int,
         source_summary: str = "",
     ) -> bool:
+        """processing → ready in one write: the outputs recorded and ``file`` (the original)
+        cleared together, so no ready row ever points at an original. The caller deletes the
+        original's file afterwards; if it crashes first, the orphan chore does."""
         return self._update(
+            file="",
             source_summary=source_summary[:255],
             transcoded_file=video_name,
             poster_file=poster_name,
@@ -248,7 +249,7 @@ class LogEntryMedia(models.Model):
             transcode_status=self.Status.FAILED,
             progress=None,
             error=reason,
-            error_detail=detail[-8000:],
+            error_detail=detail[-DETAIL_KEPT:],
         )
 
     def mark_pending(self, *, count_attempt: bool = True) -> bool:
@@ -267,23 +268,26 @@ class LogEntryMedia(models.Model):
             (self.Status.PROCESSING, self.Status.PENDING),
             transcode_status=self.Status.FAILED,
             progress=None,
-            error=f"We tried {attempts} times and could not process this video.",
+            error=Code.GAVE_UP.reason(attempts=attempts),
         )
 
-    def retry(self) -> bool:
-        """Give a failed video a fresh set of attempts (the page's and the admin's Retry)."""
+    def reopen(self) -> bool:
+        """failed → pending with a fresh set of attempts (Retry; see attachments.retry, which
+        also queues it). False unless this is a failed video whose original is still stored."""
         if not (self.is_video and self.transcode_status == self.Status.FAILED and self.file):
             return False
-        self._update(transcode_status=self.Status.PENDING, attempts=0, progress=None, error="")
-        self.schedule_transcode()
-        return True
+        return self._update(
+            (self.Status.FAILED,),
+            transcode_status=self.Status.PENDING,
+            attempts=0,
+            progress=None,
+            error="",
+        )
 
-    def schedule_transcode(self) -> None:
-        """Queue the transcode once the row is committed (never before: the worker would
-        not find it)."""
-        from the_flip.apps.worker.tasks import transcode_media
-
-        transaction.on_commit(lambda: transcode_media(self.pk))
+    def touch(self) -> bool:
+        """Only updated_at: "looked at just now" (the reset chore re-queues a lost video and
+        leaves it alone until the queue had its chance)."""
+        return self._update()
 
     # --- Files -------------------------------------------------------------------------
 
@@ -299,3 +303,161 @@ class LogEntryMedia(models.Model):
 def _remove_files_with_row(sender, instance: LogEntryMedia, **kwargs) -> None:
     """Deleting media (one, or a whole log entry's) removes its files from disk too."""
     instance.delete_files()
+
+
+# Where unfinished resumable (tus) uploads keep their bytes in the storage: one object per
+# PATCH, `partial/<upload uuid>/<offset, 12 digits>-<claim token>`. The orphaned-files chore
+# leaves this prefix to expire_partial_uploads (worker/chores.py), which owns it.
+PARTIAL_UPLOAD_PREFIX = "partial"
+
+
+class PartialUpload(models.Model):
+    """A resumable (tus) upload on its way in: the row is the truth about what is stored.
+
+    Each PATCH stores its chunk as its own object through the storage API (so a bucket works
+    like the disk) and only then advances ``offset`` and appends the chunk to ``chunks``, in
+    one conditional UPDATE on the writer's ``claim`` token: HEAD reports what is really
+    stored, and two PATCHes at once cannot both write (the loser is refused, see claim()).
+    When the last byte is stored, tus.py assembles the chunks and attaches the file like any
+    upload; ``media`` then points at the result and the chunks are deleted.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    log_entry = models.ForeignKey(LogEntry, on_delete=models.CASCADE, related_name="+")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    filename = models.CharField(max_length=255, help_text="From Upload-Metadata")
+    filetype = models.CharField(max_length=255, blank=True, help_text="From Upload-Metadata")
+    length = models.BigIntegerField(help_text="Upload-Length: the whole file, in bytes")
+    offset = models.BigIntegerField(default=0, help_text="Bytes stored so far")
+    # [[start, size, object name], ...] in order; they add up to `offset`.
+    chunks = models.JSONField(default=list, blank=True)
+    # The token of the PATCH writing now ("" = nobody) and since when.
+    claim = models.CharField(max_length=32, blank=True, default="")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    media = models.OneToOneField(
+        LogEntryMedia, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.offset} of {self.length} bytes)"
+
+    @classmethod
+    def totals(cls) -> dict[str, int]:
+        """How many unfinished uploads there are and how many bytes they hold (check_worker
+        and the admin show it)."""
+        unfinished = cls.objects.filter(media__isnull=True)
+        stored = unfinished.aggregate(count=models.Count("pk"), bytes=models.Sum("offset"))
+        return {"count": stored["count"], "bytes": stored["bytes"] or 0}
+
+    @staticmethod
+    def expiry_from(moment) -> "timezone.datetime":
+        return moment + timedelta(hours=settings.TUS_EXPIRE_HOURS)
+
+    @property
+    def is_complete(self) -> bool:
+        return self.media_id is not None
+
+    @property
+    def all_bytes_stored(self) -> bool:
+        return self.offset >= self.length
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+    def get_location(self) -> str:
+        """The upload's URL (the tus Location)."""
+        return reverse("api-upload", args=[self.log_entry_id, self.pk])
+
+    @property
+    def prefix(self) -> str:
+        return f"{PARTIAL_UPLOAD_PREFIX}/{self.pk.hex}"
+
+    def chunk_name(self, start: int, token: str) -> str:
+        # The claim token makes every PATCH's object name its own: a writer that lost its
+        # claim can delete what it stored without touching the winner's bytes.
+        return f"{self.prefix}/{start:012d}-{token}"
+
+    # --- Who may write (conditional UPDATEs: several web threads and processes at once) ----
+
+    def claim_at(self, offset: int) -> str | None:
+        """Take the upload for one PATCH starting at ``offset``; returns the claim token, or
+        None when the offset is wrong, another PATCH holds it, or it is finished (re-read the
+        row to tell which). A claim older than TUS_CLAIM_STALE_SECONDS is free again: its
+        request died."""
+        token = secrets.token_hex(8)
+        now = timezone.now()
+        stale = now - timedelta(seconds=settings.TUS_CLAIM_STALE_SECONDS)
+        won = (
+            PartialUpload.objects.filter(pk=self.pk, offset=offset, media__isnull=True)
+            .filter(models.Q(claim="") | models.Q(claimed_at__lt=stale))
+            .update(claim=token, claimed_at=now)
+        )
+        if not won:
+            return None
+        self.refresh_from_db()
+        return token
+
+    def record_chunk(self, token: str, name: str, size: int) -> bool:
+        """The chunk ``name`` of ``size`` bytes is stored: advance the offset (and, unless that
+        was the last byte, release the claim: the completing PATCH keeps it while it attaches).
+        False when the claim was lost meanwhile; the caller then deletes its chunk."""
+        now = timezone.now()
+        offset = self.offset + size
+        fields = {
+            "offset": offset,
+            "chunks": [*self.chunks, [self.offset, size, name]],
+            "updated_at": now,
+            "expires_at": self.expiry_from(now),
+        }
+        if offset < self.length:
+            fields.update(claim="", claimed_at=None)
+        if not PartialUpload.objects.filter(pk=self.pk, claim=token).update(**fields):
+            return False
+        for field, value in fields.items():
+            setattr(self, field, value)
+        return True
+
+    def release(self, token: str, **fields) -> bool:
+        """Give the claim back, writing ``fields`` with it (e.g. media= at completion)."""
+        return bool(
+            PartialUpload.objects.filter(pk=self.pk, claim=token).update(
+                claim="", claimed_at=None, **fields
+            )
+        )
+
+    # --- Bytes -------------------------------------------------------------------------
+
+    def open_chunks(self):
+        """The stored chunks in order, each opened for reading from the storage."""
+        for start, size, name in self.chunks:
+            yield start, size, default_storage.open(name, "rb")
+
+    def delete_bytes(self) -> int:
+        """Delete every object under this upload's prefix (also a lost writer's leftovers);
+        returns how many."""
+        return delete_partial_prefix(self.prefix)
+
+
+def delete_partial_prefix(prefix: str) -> int:
+    """Delete the objects directly under ``prefix`` (one partial upload's chunks)."""
+    try:
+        _, names = default_storage.listdir(prefix)
+    except FileNotFoundError:  # the disk storage: nothing was ever stored
+        names = []
+    for name in names:
+        default_storage.delete(f"{prefix}/{name}")
+    # On disk the empty folder stays until the orphaned-files chore sweeps empty folders.
+    return len(names)
+
+
+@receiver(post_delete, sender=PartialUpload)
+def _remove_bytes_with_partial_upload(sender, instance: PartialUpload, **kwargs) -> None:
+    """A deleted partial upload (DELETE, expiry, its log entry deleted) takes its bytes along."""
+    instance.delete_bytes()

@@ -3,13 +3,14 @@
 The size cap is enforced while the body streams in (CappedUploadHandler), so a 2 GB upload
 costs neither memory nor disk. The type check is a whitelist of extensions, cross-checked
 against the MIME type the browser sent. Photos are then verified by actually decoding them
-(photos.py); videos by ffprobe in the worker.
+(photos.py); videos by ffprobe in the worker. attachments.py runs these checks for every
+upload path.
 """
 
 from pathlib import PurePosixPath
 
 from django.conf import settings
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files import File
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import QueryDict
 from django.utils.datastructures import MultiValueDict
@@ -49,11 +50,12 @@ def too_large_message(name: str = "") -> str:
     return f"{what} is larger than {max_upload_mb()} MB, the most we accept for one file."
 
 
-def classify(upload: UploadedFile) -> str:
+def classify(upload: File) -> str:
     """Return "photo" or "video" for an acceptable upload, else raise UploadRejected."""
     name = upload.name or ""
     extension = PurePosixPath(name).suffix.lower()
-    mime = (upload.content_type or "").split(";")[0].strip().lower()
+    # A plain File (a tus upload assembled on disk) has no content_type: the extension decides.
+    mime = (getattr(upload, "content_type", "") or "").split(";")[0].strip().lower()
     if upload.size is not None and upload.size > settings.MAX_UPLOAD_BYTES:
         raise UploadRejected(too_large_message(name), status=413)
     if upload.size == 0:
@@ -108,11 +110,3 @@ class CappedUploadHandler(FileUploadHandler):
 
     def file_complete(self, file_size: int) -> None:
         return None
-
-
-def prepare(upload: UploadedFile) -> tuple[str, object]:
-    """Validate one upload; return its kind and, for photos, the cleaned JPEG to store."""
-    from .photos import clean_photo
-
-    kind = classify(upload)
-    return kind, (clean_photo(upload) if kind == "photo" else None)

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods
 from the_flip.apps.accounts.decorators import maintainer_required
 from the_flip.apps.catalog.models import Machine
 
+from . import attachments
 from .models import LogEntry, LogEntryMedia
 from .uploads import (
     MAX_FILES_PER_REQUEST,
@@ -61,7 +62,7 @@ def log_entry_new(request: HttpRequest, slug: str) -> HttpResponse:
             messages.error(request, too_large_message())
             return render(request, "maintenance/log_entry_form.html", context, status=413)
         try:
-            entry, _ = LogEntry.create_with_media(
+            entry, _ = attachments.create_entry(
                 machine=machine,
                 author=request.user,
                 text=request.POST.get("text", ""),

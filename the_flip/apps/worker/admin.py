@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
 
+from the_flip.apps.maintenance import attachments
+
 from .models import TaskRecord, WorkerHeartbeat
 
 
@@ -47,7 +49,7 @@ class TaskRecordAdmin(admin.ModelAdmin):
     @admin.action(description="Retry the videos of the selected records (failed videos only)")
     def retry_media(self, request, queryset) -> None:
         media = {record.media for record in queryset.select_related("media") if record.media}
-        retried = sum(1 for item in media if item.retry())
+        retried = sum(1 for item in media if attachments.retry(item))
         self.message_user(request, f"Queued {retried} video(s) again.", messages.SUCCESS)
         if len(media) > retried or not media:
             self.message_user(

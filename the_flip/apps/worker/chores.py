@@ -1,7 +1,9 @@
 """The worker's periodic chores as plain functions (tasks.py schedules them; tests call them).
 
-- reset_stale_transcodes: nothing is ever lost or stuck (huey alone is at-most-once).
-- prune_task_records, remove_orphaned_files, remove_stale_temp_files: nothing piles up.
+- reset_stale_transcodes: nothing is ever lost or stuck (huey alone is at-most-once). It
+  decides which videos go back in the queue; tasks.py queues them (the one place that does).
+- prune_task_records, remove_orphaned_files, remove_stale_temp_files,
+  expire_partial_uploads: nothing piles up.
 """
 
 import contextlib
@@ -9,14 +11,21 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db.models import Q
 from django.utils import timezone
 
-from the_flip.apps.maintenance.models import LogEntryMedia
+from the_flip.apps.maintenance.models import (
+    PARTIAL_UPLOAD_PREFIX,
+    LogEntryMedia,
+    PartialUpload,
+    delete_partial_prefix,
+)
 
 from .models import TaskRecord
 from .queue import queued_media_ids
@@ -25,8 +34,23 @@ from .transcoding import give_up
 log = logging.getLogger(__name__)
 
 
-def reset_stale_transcodes(stale_after: float | None = None) -> dict[str, int]:
-    """Put videos whose worker died back in line, and queue videos nobody is going to take.
+@dataclass(frozen=True)
+class StaleReset:
+    """What reset_stale_transcodes did and decided: ``requeued`` videos went back in line,
+    ``gave_up`` failed for good, and ``enqueue`` are the media ids the caller must queue (a
+    video back in line whose task is still in the queue needs none)."""
+
+    requeued: int = 0
+    gave_up: int = 0
+    enqueue: tuple[int, ...] = ()
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"requeued": self.requeued, "gave_up": self.gave_up}
+
+
+def reset_stale_transcodes(stale_after: float | None = None) -> StaleReset:
+    """Put videos whose worker died back in line, and pick videos nobody is going to take.
 
     - ``processing`` whose heartbeat (written ~1/s while ffmpeg runs) is older than
       ``stale_after`` seconds (TRANSCODE_STALE_SECONDS): the worker died (SIGKILL, OOM,
@@ -39,7 +63,7 @@ def reset_stale_transcodes(stale_after: float | None = None) -> dict[str, int]:
     if stale_after is None:
         stale_after = settings.TRANSCODE_STALE_SECONDS
     max_attempts = settings.TRANSCODE_MAX_ATTEMPTS
-    counts = {"requeued": 0, "gave_up": 0}
+    enqueue, requeued, gave_up = [], 0, 0
     videos = LogEntryMedia.objects.filter(kind=LogEntryMedia.Kind.VIDEO)
     stale = videos.filter(transcode_status=LogEntryMedia.Status.PROCESSING).filter(
         Q(heartbeat_at__lt=now - timedelta(seconds=stale_after)) | Q(heartbeat_at__isnull=True)
@@ -54,43 +78,46 @@ def reset_stale_transcodes(stale_after: float | None = None) -> dict[str, int]:
             error="the worker stopped responding (killed or out of memory?)",
         )
         if media.attempts >= max_attempts:
-            counts["gave_up"] += give_up(media, max_attempts)
+            gave_up += give_up(media, max_attempts)
         elif media.mark_pending():
             log.warning(
                 "media %s: worker stopped responding (attempt %s); queued again",
                 media.pk,
                 media.attempts,
             )
+            requeued += 1
             if media.pk not in queued:
-                media.schedule_transcode()
-            counts["requeued"] += 1
+                enqueue.append(media.pk)
     pending_since = now - timedelta(seconds=settings.TRANSCODE_REQUEUE_PENDING_SECONDS)
     lost = videos.filter(
         transcode_status=LogEntryMedia.Status.PENDING, updated_at__lt=pending_since
     ).exclude(pk__in=queued)
     for media in lost:
         if media.attempts >= max_attempts:
-            counts["gave_up"] += give_up(media, max_attempts)
+            gave_up += give_up(media, max_attempts)
             continue
         log.warning("media %s: pending with nothing queued for it; queued again", media.pk)
-        media._update()  # touch updated_at: not again before the queue had its chance
-        media.schedule_transcode()
-        counts["requeued"] += 1
-    return counts
+        media.touch()  # not again before the queue had its chance
+        requeued += 1
+        enqueue.append(media.pk)
+    return StaleReset(requeued, gave_up, tuple(enqueue))
 
 
 def prune_task_records() -> int:
-    """Keep the last TASK_RECORDS_KEEP_SUCCEEDED successes and TASK_RECORDS_KEEP_FAILED_DAYS
-    of failures; records of tasks lost long ago become failures first."""
+    """Keep the last TASK_RECORDS_KEEP_SUCCEEDED successes (and as many skipped runs, counted
+    apart) and TASK_RECORDS_KEEP_FAILED_DAYS of failures; records of tasks lost
+    (TASK_RECORDS_LOST_AFTER_SECONDS still queued or running) become failures first."""
     now = timezone.now()
+    lost_before = now - timedelta(seconds=settings.TASK_RECORDS_LOST_AFTER_SECONDS)
     TaskRecord.objects.filter(state__in=[TaskRecord.State.QUEUED, TaskRecord.State.RUNNING]).filter(
-        Q(started_at__lt=now - timedelta(days=1))
-        | Q(started_at__isnull=True, enqueued_at__lt=now - timedelta(days=1))
+        Q(started_at__lt=lost_before) | Q(started_at__isnull=True, enqueued_at__lt=lost_before)
     ).update(state=TaskRecord.State.INTERRUPTED, finished_at=now, error="lost: never finished")
     keep = settings.TASK_RECORDS_KEEP_SUCCEEDED
-    succeeded = TaskRecord.objects.filter(state=TaskRecord.State.SUCCEEDED)
-    newest = list(succeeded.order_by("-id").values_list("id", flat=True)[:keep])
-    deleted, _ = succeeded.exclude(id__in=newest).delete() if newest else succeeded.delete()
+    deleted = 0
+    for state in (TaskRecord.State.SUCCEEDED, TaskRecord.State.SKIPPED):
+        records = TaskRecord.objects.filter(state=state)
+        newest = list(records.order_by("-id").values_list("id", flat=True)[:keep])
+        deleted += records.exclude(id__in=newest).delete()[0]
     cutoff = now - timedelta(days=settings.TASK_RECORDS_KEEP_FAILED_DAYS)
     failures = TaskRecord.objects.filter(
         state__in=[TaskRecord.State.FAILED, TaskRecord.State.INTERRUPTED]
@@ -124,6 +151,8 @@ def remove_orphaned_files(min_age: float | None = None) -> list[str]:
         if path.is_dir() or (path.is_symlink() and not path.exists()):
             continue
         name = path.relative_to(root).as_posix()
+        if name.startswith(PARTIAL_UPLOAD_PREFIX + "/"):
+            continue  # unfinished uploads: expire_partial_uploads owns them
         if name in referenced or not _older_than(path, min_age, now):
             continue
         # Re-check just before deleting: a row may have appeared since we listed them.
@@ -174,3 +203,36 @@ def _remove_empty_dirs(root: Path, min_age: float, now: float) -> None:
         if _older_than(folder, min_age, now):
             with contextlib.suppress(OSError):  # not empty
                 os.rmdir(folder)
+
+
+def expire_partial_uploads(min_age: float | None = None) -> dict[str, int]:
+    """Delete resumable uploads past their Upload-Expires (TUS_EXPIRE_HOURS after the last
+    PATCH) with their bytes, and bytes under PARTIAL_UPLOAD_PREFIX that no upload row owns
+    any more (a crash between deleting the row and its objects), once ``min_age`` seconds old
+    (ORPHAN_FILE_MIN_AGE; an upload being created is never touched)."""
+    if min_age is None:
+        min_age = settings.ORPHAN_FILE_MIN_AGE
+    counts = {"expired": 0, "orphaned_objects": 0}
+    for upload in PartialUpload.objects.filter(expires_at__lte=timezone.now()):
+        log.info("upload %s expired with %d of %d bytes", upload.pk, upload.offset, upload.length)
+        upload.delete()  # post_delete removes its bytes
+        counts["expired"] += 1
+    try:
+        folders, _ = default_storage.listdir(PARTIAL_UPLOAD_PREFIX)
+    except FileNotFoundError:
+        folders = []
+    live = {upload_id.hex for upload_id in PartialUpload.objects.values_list("id", flat=True)}
+    cutoff = timezone.now() - timedelta(seconds=min_age)
+    for folder in folders:
+        if folder in live:
+            continue
+        prefix = f"{PARTIAL_UPLOAD_PREFIX}/{folder}"
+        _, names = default_storage.listdir(prefix)
+        if any(default_storage.get_modified_time(f"{prefix}/{n}") > cutoff for n in names):
+            continue
+        if PartialUpload.objects.filter(pk=folder).exists():  # created since we looked
+            continue
+        counts["orphaned_objects"] += delete_partial_prefix(prefix)
+    if any(counts.values()):
+        log.info("partial uploads: %s", counts)
+    return counts

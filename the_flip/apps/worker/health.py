@@ -9,9 +9,10 @@ from django.conf import settings
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from the_flip.apps.maintenance.models import LogEntryMedia
+from the_flip.apps.maintenance.models import LogEntryMedia, PartialUpload
 
 from .models import TaskRecord, WorkerHeartbeat
+from .records import TRANSCODE_TASK
 
 _last_beat = 0.0
 _beat_lock = threading.Lock()
@@ -36,13 +37,7 @@ def beat(*, throttle: float = 0.0) -> bool:
         capture_checkin(
             monitor_slug=settings.SENTRY_CRONS_MONITOR,
             status=MonitorStatus.OK,
-            monitor_config={
-                "schedule": {"type": "interval", "value": 1, "unit": "minute"},
-                "checkin_margin": 3,
-                "max_runtime": 1,
-                "failure_issue_threshold": 2,
-                "recovery_threshold": 1,
-            },
+            monitor_config=settings.SENTRY_CRONS_MONITOR_CONFIG,
         )
     return True
 
@@ -59,8 +54,8 @@ def heartbeat_age() -> float | None:
 
 
 def stuck_media():
-    """Videos waiting in line, or processing without a sign of life, for STUCK_AFTER_SECONDS
-    (15 minutes). A long transcode that still reports progress is not stuck."""
+    """Videos waiting in line, or processing without a sign of life, for STUCK_AFTER_SECONDS.
+    A long transcode that still reports progress is not stuck."""
     since = timezone.now() - timedelta(seconds=settings.STUCK_AFTER_SECONDS)
     return LogEntryMedia.objects.filter(kind=LogEntryMedia.Kind.VIDEO).filter(
         Q(transcode_status=LogEntryMedia.Status.PENDING, updated_at__lt=since)
@@ -105,15 +100,19 @@ def full_report() -> tuple[list[str], dict]:
     )
     task_failures = TaskRecord.objects.filter(
         state=TaskRecord.State.FAILED, finished_at__gte=since
-    ).exclude(task_name="transcode_media")
+    ).exclude(task_name=TRANSCODE_TASK)
     facts["chore_failures_24h"] = task_failures.count()
     facts["queue_length"] = queue_length()
     oldest = oldest_queued_age()
     facts["oldest_queued_age"] = None if oldest is None else round(oldest, 1)
+    facts["stuck_after_seconds"] = settings.STUCK_AFTER_SECONDS
     facts["stuck"] = [
         {"media": m.pk, "status": m.transcode_status, "since": m.updated_at.isoformat()}
         for m in stuck_media()[:20]
     ]
+    partial = PartialUpload.totals()
+    facts["partial_uploads"] = partial["count"]
+    facts["partial_upload_bytes"] = partial["bytes"]
     if facts["failed_24h"] and not facts["succeeded_24h"]:
         problems.append(
             f"every video in the last 24 h failed ({facts['failed_24h']}); "

@@ -28,6 +28,10 @@ class TaskRecord(models.Model):
         QUEUED = "queued"
         RUNNING = "running"
         SUCCEEDED = "succeeded"
+        # Ran, but there was nothing to do: the video was deleted, already done, or taken by
+        # another worker (a duplicate delivery). Not a success: it must not push real
+        # successes out of the task log.
+        SKIPPED = "skipped"
         FAILED = "failed"
         INTERRUPTED = "interrupted"
 

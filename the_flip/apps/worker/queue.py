@@ -9,6 +9,10 @@ queue tables vanish with it. This module imports no Django at import time (setti
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import huey
+
 # psycopg connection keywords that may come from DATABASES["default"]["OPTIONS"]; Django-only
 # options (pool, server_side_binding, isolation_level, assume_role, ...) are left out.
 _PSYCOPG_OPTIONS = {
@@ -26,6 +30,15 @@ _PSYCOPG_OPTIONS = {
     "keepalives_interval",
     "keepalives_count",
 }
+
+
+class SqliteHuey(huey.SqliteHuey):
+    """huey's SQLite queue, which opens its file the moment djhuey builds it (while Django
+    loads its apps): it creates the file's folder first, so a fresh volume needs nothing."""
+
+    def __init__(self, name: str = "huey", *args, filename: str = "huey.db", **kwargs):
+        Path(filename).parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(name, *args, filename=filename, **kwargs)
 
 
 def postgres_connection():
@@ -55,12 +68,11 @@ def _huey():
 
 def queued_media_ids() -> set[int]:
     """Ids of media that a queued or scheduled transcode task will pick up."""
+    from .records import media_id_of
+
     huey = _huey()
-    ids = set()
-    for task in [*huey.pending(), *huey.scheduled()]:
-        if task.name.endswith("transcode_media") and task.args:
-            ids.add(int(task.args[0]))
-    return ids
+    ids = {media_id_of(task) for task in [*huey.pending(), *huey.scheduled()]}
+    return ids - {None}
 
 
 def queue_length() -> int:

@@ -13,15 +13,22 @@ from huey import signals as S
 from huey.api import PeriodicTask
 from huey.contrib.djhuey import HUEY
 
+from the_flip.media.errors import DETAIL_REPORTED
+
 from .models import TaskRecord
 
 log = logging.getLogger(__name__)
 
+ERROR_CHARS = 2000  # of an error message kept in the task log
+
+# The transcode task's name: tasks.py registers the task under it; the task log, the queue
+# views (queue.py), health and the tests all ask here.
 TRANSCODE_TASK = "transcode_media"
 
 
 def media_id_of(task) -> int | None:
-    if task.name.endswith(TRANSCODE_TASK) and task.args:
+    """The media id a queued transcode task carries; None for any other task."""
+    if task.name == TRANSCODE_TASK and task.args:
         try:
             return int(task.args[0])
         except (TypeError, ValueError):
@@ -104,8 +111,8 @@ def finish(task_id: str, state: str, *, attempt=None, error: str = "", stderr_ta
     record.finished_at = now
     record.duration = (now - record.started_at).total_seconds() if record.started_at else None
     record.attempt = attempt
-    record.error = error[:2000]
-    record.stderr_tail = stderr_tail[-4000:]
+    record.error = error[:ERROR_CHARS]
+    record.stderr_tail = stderr_tail[-DETAIL_REPORTED:]
     record.save()
 
 
@@ -129,7 +136,7 @@ def task_error(signal, task, exc=None) -> None:
             started_at=now,
             finished_at=now,
             worker_pid=os.getpid(),
-            error=f"{type(exc).__name__}: {exc}"[:2000],
+            error=f"{type(exc).__name__}: {exc}"[:ERROR_CHARS],
         )
         return
     finish(task.id, TaskRecord.State.FAILED, error=f"{type(exc).__name__}: {exc}")

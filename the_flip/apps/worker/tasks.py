@@ -1,60 +1,89 @@
-"""huey tasks. Each is a thin wrapper: the work itself lives in plain functions."""
+"""huey tasks, and the one place a transcode is queued. Each task is a thin wrapper: the work
+lives in plain functions (transcoding.py, chores.py), which return what should happen next;
+this module acts on it. The schedules are settings (WORKER_SCHEDULES)."""
 
+import functools
 import logging
 
+from django.conf import settings
+from django.db import transaction
 from huey import crontab
 from huey.contrib.djhuey import HUEY, db_periodic_task, db_task, on_startup
 
 from . import chores, health, lifecycle, records
-from .models import TaskRecord
 from .transcoding import transcode_video
 
 log = logging.getLogger(__name__)
 
-_OUTCOME_STATE = {
-    "ready": TaskRecord.State.SUCCEEDED,
-    "failed": TaskRecord.State.FAILED,
-    "pending": TaskRecord.State.INTERRUPTED,  # the worker was stopping; queued again
-}
 
-
-@db_task(context=True)
+@db_task(context=True, name=records.TRANSCODE_TASK)
 def transcode_media(media_id: int, task=None, **extra) -> None:
     # **extra: sentry-sdk's huey integration adds `sentry_headers` to every task enqueued by a
     # process where Sentry is on; a consumer without Sentry must not crash on it.
     outcome = transcode_video(media_id, cancel=lifecycle.STOPPING)
+    if outcome.requeue:
+        enqueue_transcode(media_id)
     if task is not None:
         records.finish(
             task.id,
-            _OUTCOME_STATE.get(str(outcome), TaskRecord.State.SUCCEEDED),
+            outcome.state,
             attempt=outcome.attempt,
-            error=outcome.error or ("" if outcome in _OUTCOME_STATE else f"{outcome}: no work"),
+            error=outcome.error,
             stderr_tail=outcome.stderr_tail,
         )
 
 
-@db_periodic_task(crontab(minute="*"))
+def enqueue_transcode(media_id: int) -> None:
+    """Queue a transcode once the current transaction commits (at once outside one): before,
+    the worker could find the row missing or in its old state."""
+    transaction.on_commit(functools.partial(transcode_media, media_id))
+
+
+def on_transcode_requested(sender, media_id: int, **kwargs) -> None:
+    """Receiver of maintenance.attachments.transcode_requested (connected in apps.py)."""
+    enqueue_transcode(media_id)
+
+
+def requeue_stale_transcodes(stale_after: float | None = None) -> dict[str, int]:
+    """Run the stale-work chore and queue what it picked; returns its counts."""
+    reset = chores.reset_stale_transcodes(stale_after)
+    for media_id in reset.enqueue:
+        enqueue_transcode(media_id)
+    return reset.counts
+
+
+def _schedule(chore: str) -> crontab:
+    return crontab(**settings.WORKER_SCHEDULES[chore])
+
+
+@db_periodic_task(_schedule("write_heartbeat"))
 def write_heartbeat() -> None:
-    """Every minute: tell /healthz, check_worker and Sentry Crons that the consumer is alive."""
+    """Tell /healthz, check_worker and Sentry Crons that the consumer is alive."""
     health.beat()
 
 
-@db_periodic_task(crontab(minute="*"))
+@db_periodic_task(_schedule("reset_stale_transcodes"))
 def reset_stale_transcodes() -> None:
-    """Every minute: re-enqueue videos whose worker died or whose task was lost."""
-    counts = chores.reset_stale_transcodes()
+    """Re-enqueue videos whose worker died or whose task was lost."""
+    counts = requeue_stale_transcodes()
     if any(counts.values()):
         log.warning("stale transcodes: %s", counts)
 
 
-@db_periodic_task(crontab(minute="17"))
+@db_periodic_task(_schedule("prune"))
 def prune() -> None:
-    """Hourly: drop old task records, orphaned media files and stale temp files."""
+    """Drop old task records, orphaned media files and stale temp files."""
     pruned = chores.prune_task_records()
     orphans = chores.remove_orphaned_files()
     temps = chores.remove_stale_temp_files()
     log.info("pruned %d task records, %d orphaned files, %d temp files", pruned, len(orphans),
              len(temps))  # fmt: skip
+
+
+@db_periodic_task(_schedule("expire_partial_uploads"))
+def expire_partial_uploads() -> None:
+    """Remove resumable uploads nobody finished before Upload-Expires, bytes too."""
+    chores.expire_partial_uploads()
 
 
 @on_startup()

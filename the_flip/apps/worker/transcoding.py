@@ -1,6 +1,8 @@
 """The glue between a media row and the pipeline: load, transcode, store, clean up.
 
-The pipeline (the_flip.media) knows nothing of Django; this module knows nothing of huey.
+The pipeline (the_flip.media) knows nothing of Django; this module knows nothing of huey: it
+returns an Outcome (how the run ended, and whether the video must be queued again) and the
+task (tasks.py) records it and, if asked, re-queues.
 """
 
 import logging
@@ -8,6 +10,7 @@ import os
 import shutil
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import sentry_sdk
@@ -15,59 +18,59 @@ from django.conf import settings
 
 from the_flip import media as pipeline
 from the_flip.apps.maintenance.models import LogEntryMedia, generated_name
+from the_flip.media.errors import DETAIL_LOGGED, DETAIL_REPORTED, Code
 
 from . import health
+from .models import TaskRecord
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_EVERY = 50  # seconds; the heartbeat task's own period is a minute
 
+@dataclass(frozen=True)
+class Outcome:
+    """How one transcode run ended, for the task log; ``requeue``: the caller must put the
+    video back in the queue (the worker was stopping)."""
 
-class Outcome(str):
-    """The status a transcode ended in ("ready", "failed", "pending", "gone", ...), plus what
-    the task log wants to know about it. A str, so callers can compare it to a status."""
-
+    state: TaskRecord.State
     attempt: int | None = None
     error: str = ""
     stderr_tail: str = ""
+    requeue: bool = False
 
     @classmethod
-    def of(cls, status: str, media: LogEntryMedia | None = None, **extra) -> "Outcome":
-        outcome = cls(status)
-        outcome.attempt = media.attempts if media is not None else None
-        for name, value in extra.items():
-            setattr(outcome, name, value)
-        return outcome
+    def of(cls, state: TaskRecord.State, media: LogEntryMedia | None = None, **fields) -> "Outcome":
+        return cls(state, attempt=media.attempts if media is not None else None, **fields)
 
 
 def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Outcome:
-    """Transcode one uploaded video; return the status it ended in.
+    """Transcode one uploaded video; return how it ended.
 
     Safe to call twice for the same id (a duplicate delivery finds it taken, ready or failed
-    and stops), and safe when the maintainer deletes the video meanwhile (the outputs are
+    and is skipped), and safe when the maintainer deletes the video meanwhile (the outputs are
     thrown away). Setting ``cancel`` (the worker is stopping) kills ffmpeg and puts the video
-    back in line, re-enqueued, without counting the attempt.
+    back in line, to be re-queued, without counting the attempt.
     """
+    State = TaskRecord.State
     media = LogEntryMedia.objects.filter(pk=media_id, kind=LogEntryMedia.Kind.VIDEO).first()
     if media is None:
         log.info("media %s: gone before its transcode started; nothing to do", media_id)
-        return Outcome.of("gone")
+        return Outcome.of(State.SKIPPED, error="gone: deleted before its transcode started")
     if media.transcode_status != LogEntryMedia.Status.PENDING:
         log.info("media %s: already %s; skipping", media_id, media.transcode_status)
-        return Outcome.of("skipped", media)
+        return Outcome.of(State.SKIPPED, media, error=f"skipped: already {media.transcode_status}")
     if cancel is not None and cancel.is_set():
-        media.schedule_transcode()  # the worker is stopping: leave it for the next one
-        return Outcome.of("pending", media)
+        # The worker is stopping: leave it for the next one.
+        return Outcome.of(State.INTERRUPTED, media, requeue=True)
     if not media.file or not Path(media.file.path).is_file():
-        media.mark_failed("The uploaded file is missing. Upload the video again.")
-        return Outcome.of(LogEntryMedia.Status.FAILED, media, error=media.error)
+        media.mark_failed(Code.MISSING_ORIGINAL.reason())
+        return Outcome.of(State.FAILED, media, error=media.error)
     max_attempts = settings.TRANSCODE_MAX_ATTEMPTS
     if media.attempts >= max_attempts:
         give_up(media, max_attempts)
-        return Outcome.of(LogEntryMedia.Status.FAILED, media, error=media.error)
+        return Outcome.of(State.FAILED, media, error=media.error)
     if not media.start_processing():
         log.info("media %s: taken by another worker; skipping", media_id)
-        return Outcome.of("skipped", media)
+        return Outcome.of(State.SKIPPED, media, error="skipped: taken by another worker")
 
     log.info("media %s: transcoding %s (attempt %s)", media_id, media.file.name, media.attempts)
     work_root = Path(settings.TRANSCODE_WORK_DIR)
@@ -82,18 +85,22 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
             on_progress=lambda percent: _progress(media, percent),
             cancel=cancel,
         )
-        return Outcome.of(_store_result(media, result), media, stderr_tail=result.stderr_tail)
+        if not _store_result(media, result):
+            return Outcome.of(State.SKIPPED, media, error="gone: deleted during its transcode")
+        return Outcome.of(State.SUCCEEDED, media, stderr_tail=result.stderr_tail)
     except pipeline.TranscodeCancelled:
         # A deploy or a restart, not the video's fault: back in line, attempt not counted.
         media.mark_pending(count_attempt=False)
-        media.schedule_transcode()
         log.info("media %s: transcode stopped (worker stopping); queued again", media_id)
-        return Outcome.of("pending", media, error="stopped: the worker was shutting down")
+        return Outcome.of(
+            State.INTERRUPTED,
+            media,
+            error="stopped: the worker was shutting down",
+            requeue=True,
+        )
     except pipeline.MediaError as failure:
         _record_failure(media, failure)
-        return Outcome.of(
-            LogEntryMedia.Status.FAILED, media, error=failure.reason, stderr_tail=failure.detail
-        )
+        return Outcome.of(State.FAILED, media, error=failure.reason, stderr_tail=failure.detail)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -103,7 +110,7 @@ def _progress(media: LogEntryMedia, percent: int) -> None:
     once a minute, the worker's own heartbeat and Crons check-in (a long transcode holds the
     only worker thread, so the every-minute heartbeat task waits behind it)."""
     media.record_progress(percent)
-    health.beat(throttle=HEARTBEAT_EVERY)
+    health.beat(throttle=settings.WORKER_PROGRESS_BEAT_SECONDS)
 
 
 def give_up(media: LogEntryMedia, attempts: int) -> bool:
@@ -111,27 +118,23 @@ def give_up(media: LogEntryMedia, attempts: int) -> bool:
     if not media.give_up(attempts):
         return False
     log.error("media %s: given up after %s attempts", media.pk, attempts)
-    with sentry_sdk.new_scope() as scope:
-        scope.set_tag("media_id", media.pk)
-        scope.set_tag("failure", "gave_up")
-        scope.set_context(
-            "transcode",
-            {
-                "media_id": media.pk,
-                "attempts": attempts,
-                "probe": media.source_summary,
-                "processing_started_at": str(media.processing_started_at),
-                "heartbeat_at": str(media.heartbeat_at),
-            },
-        )
-        scope.fingerprint = ["transcode-gave-up"]
-        sentry_sdk.capture_message(
-            f"Video {media.pk} stuck: gave up after {attempts} attempts", level="error"
-        )
+    _tell_sentry(
+        media,
+        Code.GAVE_UP,
+        f"Video {media.pk} stuck: gave up after {attempts} attempts",
+        level="error",
+        fingerprint=["transcode-gave-up"],
+        attempts=attempts,
+        probe=media.source_summary,
+        processing_started_at=str(media.processing_started_at),
+        heartbeat_at=str(media.heartbeat_at),
+    )
     return True
 
 
-def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> str:
+def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> bool:
+    """Record the outputs (ready) and delete the original; False when the video was deleted
+    while we worked (the outputs are thrown away)."""
     video_name = _move_into_media(result.video_path, "videos", ".mp4")
     poster_name = _move_into_media(result.poster_path, "posters", ".jpg")
     original = media.file.name
@@ -147,19 +150,18 @@ def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> s
         for name in (video_name, poster_name, original):
             media.file.storage.delete(name)
         log.info("media %s: deleted during transcode; outputs discarded", media.pk)
-        return "gone"
+        return False
     # The original goes only now that the playable copy is safely recorded.
     media.file.storage.delete(original)
-    LogEntryMedia.objects.filter(pk=media.pk).update(file="")
     log.info(
         "media %s: ready (%s, %dx%d, %.1fs)",
         media.pk,
-        "remuxed" if result.copied else "transcoded",
+        "remuxed" if result.copied else f"transcoded: {', '.join(result.reencode_reasons)}",
         result.width,
         result.height,
         result.duration,
     )
-    return LogEntryMedia.Status.READY
+    return True
 
 
 def _move_into_media(source: Path, folder: str, suffix: str) -> str:
@@ -178,21 +180,30 @@ def _record_failure(media: LogEntryMedia, failure: "pipeline.MediaError") -> Non
         failure.code,
         failure.reason,
         failure.probe_summary,
-        failure.detail[-500:].replace("\n", " / "),
+        failure.detail[-DETAIL_LOGGED:].replace("\n", " / "),
     )
     media.mark_failed(failure.reason, failure.detail, source_summary=failure.probe_summary)
+    _tell_sentry(
+        media,
+        failure.code,
+        f"Video transcode failed: {failure.reason}",
+        level="warning",
+        fingerprint=["transcode-failed", str(failure.code)],
+        attempt=media.attempts,
+        reason=failure.reason,
+        probe=failure.probe_summary,
+        ffmpeg_stderr_tail=failure.detail[-DETAIL_REPORTED:],
+    )
+
+
+def _tell_sentry(
+    media: LogEntryMedia, code: str, message: str, *, level: str, fingerprint: list, **context
+) -> None:
+    """One Sentry event about one video, tagged with its id and the failure code, with what
+    an admin needs to follow up in the ``transcode`` context."""
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("media_id", media.pk)
-        scope.set_tag("failure", failure.code)
-        scope.set_context(
-            "transcode",
-            {
-                "media_id": media.pk,
-                "attempt": media.attempts,
-                "reason": failure.reason,
-                "probe": failure.probe_summary,
-                "ffmpeg_stderr_tail": failure.detail[-4000:],
-            },
-        )
-        scope.fingerprint = ["transcode-failed", failure.code]
-        sentry_sdk.capture_message(f"Video transcode failed: {failure.reason}", level="warning")
+        scope.set_tag("failure", str(code))
+        scope.set_context("transcode", {"media_id": media.pk, **context})
+        scope.fingerprint = fingerprint
+        sentry_sdk.capture_message(message, level=level)

@@ -47,9 +47,11 @@ class Command(BaseCommand):
             out(f"                      {latest['reason']}")
         out(f"queue length:         {facts['queue_length']}")
         out(f"oldest queued task:   {_age(facts['oldest_queued_age'])}")
-        out(f"stuck videos (>15 min): {facts['stuck_videos']}")
+        out(f"stuck videos (>{_age(facts['stuck_after_seconds'])}): {facts['stuck_videos']}")
         for item in facts["stuck"]:
             out(f"  video {item['media']}: {item['status']} since {item['since']}")
+        megabytes = facts["partial_upload_bytes"] / (1024 * 1024)
+        out(f"partial uploads:      {facts['partial_uploads']} holding {megabytes:.1f} MB")
         if facts["chore_failures_24h"]:
             out(f"failed chores (24 h): {facts['chore_failures_24h']} (see admin: Task records)")
         if problems:

@@ -61,7 +61,7 @@ def startup_reset() -> None:
     now, not a few minutes later. A live worker's progress heartbeat is at most ~1 s old, so
     anything older than WORKER_STARTUP_STALE_SECONDS is dead; we wait out that margin."""
     from the_flip.apps.maintenance.models import LogEntryMedia
-    from the_flip.apps.worker import chores
+    from the_flip.apps.worker import tasks
 
     margin = settings.WORKER_STARTUP_STALE_SECONDS
     try:
@@ -73,7 +73,7 @@ def startup_reset() -> None:
             wait = margin - (timezone.now() - newest).total_seconds()
             if wait > 0:
                 time.sleep(min(wait, margin))
-        counts = chores.reset_stale_transcodes(stale_after=margin)
+        counts = tasks.requeue_stale_transcodes(stale_after=margin)
         if any(counts.values()):
             log.warning("start-up: stale transcodes %s", counts)
     except Exception:  # the database may be down: the periodic reset will do it later
