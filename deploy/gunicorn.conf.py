@@ -5,11 +5,24 @@ worker, so the site stays responsive while uploads and video range requests are 
 """
 
 import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from the_flip import sizing  # plain Python: no Django is loaded in the master
 
 bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# WEB_CONCURRENCY / GUNICORN_THREADS, else from the CPUs and memory we may use (the rule is in
+# the_flip/sizing.py: 1 x 16 on a 1 CPU / 1 GB machine, 2 x 8 on 2 CPU / 2 GB).
+workers = sizing.web_processes()
+threads = sizing.web_threads()
+
+
+def on_starting(server) -> None:
+    server.log.info("sizing: %s", sizing.summary())
+
+
 # With gthread the timeout only catches a hung worker *process* (its main loop keeps
 # notifying the arbiter while threads serve requests), so a 27-minute 200 MB upload over
 # 1 Mbit/s is not cut off by it.

@@ -79,3 +79,18 @@ def test_two_posts_racing_with_one_key_make_one_entry(client, maintainer, machin
     assert sorted(answers) == [200, 200, 200, 201]
     assert LogEntry.objects.filter(idempotency_key="double-tap").count() == 1
     assert LogEntry.objects.count() == 1
+
+
+def test_the_plain_form_submitted_twice_makes_one_entry(maintainer_client, machine):
+    """Without JavaScript: the form carries its own key, so a second submit (double tap, or
+    the browser's resubmit) lands on the same entry."""
+    page = maintainer_client.get(f"/machines/{machine.slug}/log/new/").content.decode()
+    key = page.split('name="idempotency_key" value="')[1].split('"')[0]
+    form = {"text": "Adjusted the tilt bob", "idempotency_key": key}
+    first = maintainer_client.post(f"/machines/{machine.slug}/log/new/", form)
+    second = maintainer_client.post(f"/machines/{machine.slug}/log/new/", form)
+    [entry] = LogEntry.objects.all()
+    assert first.status_code == second.status_code == 302
+    assert first["Location"] == second["Location"] == entry.get_absolute_url()
+    fresh = maintainer_client.get(f"/machines/{machine.slug}/log/new/").content.decode()
+    assert key not in fresh  # a new form is a new entry

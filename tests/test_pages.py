@@ -81,3 +81,51 @@ def test_a_too_long_machine_name_is_refused_on_the_page_too(maintainer_client):
     response = maintainer_client.post("/", {"name": "X" * 201}, follow=True)
     assert "too long" in response.content.decode()
     assert not Machine.objects.exists()
+
+
+def test_the_form_refuses_an_eleventh_file_like_the_api(maintainer_client, machine, photo):
+    """Eleven files are refused with a reason, not silently cut to ten."""
+    files = [
+        SimpleUploadedFile(f"IMG_{i}.JPG", photo.read_bytes(), "image/jpeg") for i in range(11)
+    ]
+    response = maintainer_client.post(
+        f"/machines/{machine.slug}/log/new/", {"text": "many photos", "media": files}
+    )
+    assert response.status_code == 400
+    assert "Attach at most 10 files at once." in response.content.decode()
+    assert not LogEntry.objects.exists()
+
+
+def test_the_page_gets_its_upload_rules_from_the_server(maintainer_client, machine, settings):
+    """uploader.js checks a file before sending it with the server's own lists and caps."""
+    import html
+    import json
+    import re
+
+    from the_flip.apps.maintenance import uploads
+
+    settings.MAX_UPLOAD_BYTES = 3 * 1024 * 1024
+    entry = LogEntry.objects.create(machine=machine)
+    for url in (f"/machines/{machine.slug}/log/new/", f"/logs/{entry.pk}/"):
+        page = maintainer_client.get(url).content.decode()
+        (raw,) = re.findall(r'data-upload-rules="([^"]*)"', page)
+        rules = json.loads(html.unescape(raw))
+        accepted = {f".{ext}" for ext in rules["extensions"]}
+        assert accepted == uploads.PHOTO_EXTENSIONS | uploads.VIDEO_EXTENSIONS
+        assert rules["max_bytes"] == 3 * 1024 * 1024
+        assert rules["max_files"] == uploads.MAX_FILES_PER_REQUEST
+        too_large = rules["messages"]["too_large"].replace("{name}", "big.mov")
+        assert too_large == uploads.too_large_message("big.mov")
+
+
+def test_a_tile_is_rendered_by_the_server_for_the_page_script_too(maintainer_client, machine):
+    """The page's script follows a video by swapping in the server's tile: the same HTML a
+    reload shows."""
+    entry = LogEntry.objects.create(machine=machine, text="coil")
+    media = entry.media.create(kind="video", transcode_status="processing", progress=41)
+    tile = maintainer_client.get(f"/api/media/{media.pk}/tile/").content.decode()
+    assert tile.strip().startswith('<figure class="tile"')
+    assert "Processing… 41%" in tile and 'data-status="processing"' in tile
+    page = maintainer_client.get(f"/logs/{entry.pk}/").content.decode()
+    assert tile.strip() in page
+    assert maintainer_client.get("/api/media/999999/tile/").status_code == 404

@@ -4,6 +4,9 @@ from django.urls import include, path
 from the_flip.apps.maintenance import api, serving, tus, views
 from the_flip.apps.worker.views import healthz
 
+# A body Django refuses to parse answers JSON on /api/ (the contract), HTML elsewhere.
+handler400 = api.bad_request
+
 admin.site.site_header = "the_flip admin"
 admin.site.site_title = "the_flip"
 
@@ -19,6 +22,7 @@ api_patterns = [
     ),
     path("media/<int:media_id>/", api.media_detail, name="api-media-detail"),
     path("media/<int:media_id>/retry/", api.retry_media, name="api-media-retry"),
+    path("media/<int:media_id>/tile/", api.media_tile, name="api-media-tile"),
 ]
 
 urlpatterns = [

@@ -215,3 +215,28 @@ def test_a_file_over_the_limit_is_refused_on_the_phone_before_uploading(
     expect(phone.get_by_role("button", name="Dismiss")).to_be_visible()
     assert requests == []
     wait_for(lambda: not LogEntryMedia.objects.exists(), timeout=1, what="nothing stored")
+
+
+def test_eleven_files_are_refused_on_the_phone_before_anything_is_saved(
+    phone, maintainer_login, machine, photo, tmp_path
+):
+    """The page knows the server's limit of ten files a log entry (data-upload-rules) and
+    says so, as the API and the no-JavaScript form do, instead of sending a few."""
+    copies = []
+    for i in range(11):
+        copy = tmp_path / f"IMG_{i:04}.JPG"
+        copy.write_bytes(photo.read_bytes())
+        copies.append(str(copy))
+    requests = []
+    phone.on("request", lambda r: requests.append(r.url) if "/api/" in r.url else None)
+    dialogs = []
+    phone.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    maintainer_login(phone)
+    phone.goto(f"/machines/{machine.slug}/log/new/")
+    phone.get_by_label("What did you do?").fill("Photographed every coil")
+    phone.get_by_label("Photos and videos").set_input_files(copies)
+    phone.get_by_role("button", name="Save log entry").click()
+    wait_for(lambda: dialogs, timeout=10, what="the refusal")
+    assert dialogs == ["Attach at most 10 files at once."]
+    assert requests == []
+    assert not LogEntry.objects.exists()

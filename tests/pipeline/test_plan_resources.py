@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from the_flip.media import Limits, plan
-from the_flip.media.plan import LARGE_RC_LOOKAHEAD, THUMBNAIL_FRAMES, thread_counts, usable_cpus
+from the_flip.media.plan import THUMBNAIL_FRAMES, thread_counts, usable_cpus
 from the_flip.media.probe import parse
 
 
@@ -85,9 +85,23 @@ def test_4k_decodes_in_one_thread_and_shortens_the_lookahead_for_memory(trc):
     cmd = encode_command(hevc(3840, 2160, trc))
     assert option(cmd, "-threads", 0) == "1"  # one set of 4K reference frames
     params = dict(kv.split("=") for kv in option(cmd, "-x264-params").split(":"))
-    assert params["rc-lookahead"] == str(LARGE_RC_LOOKAHEAD)
+    assert params["rc-lookahead"] == str(Limits().large_rc_lookahead)
     assert params["sync-lookahead"] == "0"
     assert int(params["threads"]) <= 2
+
+
+def test_threads_follow_the_cpus_the_caller_says_the_machine_has():
+    """Settings pass the cgroup CPU quota (docker --cpus 1 keeps both cores in the affinity)."""
+    one_cpu = Limits(cpus=1)
+    cmd = encode_command(hevc(1920, 1080, "arib-std-b67"), one_cpu)
+    assert option(cmd, "-threads", 0) == "1"
+    assert option(cmd, "-x264-params") == "threads=1"
+    four = encode_command(hevc(1920, 1080), Limits(cpus=4))
+    assert option(four, "-threads", 0) == "4"
+    assert option(four, "-x264-params") == "threads=6"  # x264's own 1.5 x
+    big = encode_command(hevc(3840, 2160, "arib-std-b67"), Limits(cpus=1, large_rc_lookahead=10))
+    assert option(big, "-x264-params") == "threads=1:rc-lookahead=10:sync-lookahead=0"
+    assert option(big, "-filter_complex_threads") == "1"
 
 
 def test_thread_counts_never_below_one():

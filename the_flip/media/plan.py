@@ -29,12 +29,13 @@ THUMBNAIL_FRAMES = 100  # frames the `thumbnail` filter compares (its default)
 # * the decoder runs one thread: each frame thread keeps its own set of reference
 #   frames, 12 MB each for 8-bit 4K (25 MB for 10-bit);
 # * x264 runs at most 2 frame threads (each holds ~36 MB at 2400x1350) with
-#   ``sync-lookahead=0`` and ``rc-lookahead=20`` instead of preset medium's 40: every
-#   lookahead frame costs ~10 MB at 2400x1350 (the picture plus four half-size planes),
-#   so medium's 40 frames alone need ~420 MB. 20 is preset "faster"'s value; crf,
-#   preset and profile are unchanged. Measured on a 5 s 4K HEVC clip: 835 MB -> 562 MB.
+#   ``sync-lookahead=0`` and ``rc-lookahead`` = ``Limits.large_rc_lookahead`` (20)
+#   instead of preset medium's 40: every lookahead frame costs ~10 MB at 2400x1350 (the
+#   picture plus four half-size planes), so medium's 40 frames alone need ~420 MB. 20 is
+#   preset "faster"'s value; crf, preset and profile are unchanged. Measured on a 5 s 4K
+#   HEVC clip: 835 MB -> 562 MB. On a machine of about 1 GB settings pass 10 (the_flip/
+#   sizing.py; cost measured in docs/benchmarks.md, "Small machine").
 LARGE_FRAME_PIXELS = 1920 * 1088
-LARGE_RC_LOOKAHEAD = 20
 LARGE_X264_THREADS = 2
 
 # --- Cost: can it finish within the timeout on this machine? -------------------------
@@ -74,7 +75,8 @@ def thread_counts(limits: Limits, source_pixels: int, output_pixels: int) -> Thr
     """Threads for the decoder, the filter graph and x264, and x264's memory options.
 
     ``limits.threads`` is a hard cap for all three. Without it (None) the decoder gets
-    one thread per usable CPU and x264 its own default, 1.5 x the CPUs (3 on 2 cores:
+    one thread per CPU (``limits.cpus``, which settings take from the cgroup CPU quota, or
+    this process's affinity mask) and x264 its own default, 1.5 x the CPUs (3 on 2 cores:
     x264's frame threads wait on each other, so 2 threads leave a core idle part of the
     time). ffmpeg runs niced, so this does not starve the web app.
 
@@ -84,7 +86,7 @@ def thread_counts(limits: Limits, source_pixels: int, output_pixels: int) -> Thr
     A large source is decoded in one thread (memory, below), so there the filters
     (the downscale) get the CPUs, or the main thread would hold up x264.
     """
-    cpus = usable_cpus()
+    cpus = limits.cpus or usable_cpus()
     cap = limits.threads
     decoder = cap or cpus
     filters = 1
@@ -95,7 +97,7 @@ def thread_counts(limits: Limits, source_pixels: int, output_pixels: int) -> Thr
         filters = cap or cpus
     if output_pixels > LARGE_FRAME_PIXELS:
         x264 = min(x264, LARGE_X264_THREADS)
-        params = f"threads={x264}:rc-lookahead={LARGE_RC_LOOKAHEAD}:sync-lookahead=0"
+        params = f"threads={x264}:rc-lookahead={limits.large_rc_lookahead}:sync-lookahead=0"
     return Threads(decoder=decoder, filters=filters, x264=x264, x264_params=params)
 
 

@@ -33,6 +33,12 @@ class Limits:
     # them from the CPUs this process may run on (see ``plan.thread_counts``): x264 gets
     # its own default of 1.5 x the CPUs, which is safe because ffmpeg runs niced.
     threads: int | None = None
+    # CPUs to size those threads for: the caller knows the machine (settings pass the cgroup
+    # CPU quota from the_flip.sizing); None uses this process's affinity mask.
+    cpus: int | None = None
+    # x264's rc-lookahead for outputs larger than 1080p (preset medium's 40 costs ~10 MB a
+    # frame at 2400x1350; see plan.py). Settings lower it on a small machine.
+    large_rc_lookahead: int = 20
     nice: int = 10  # plus ionice best-effort level 7 when the ionice binary exists
     # SCHED_IDLE: ffmpeg gets a core only when nothing else (the web) wants it, so a page
     # request never waits behind a transcode; with nothing else to do it runs at full speed.
@@ -42,7 +48,5 @@ class Limits:
     # How fast this machine converts, for refusing up front what cannot finish within
     # ``timeout`` (see ``plan.estimate_cost``): output pixels per CPU-second that x264
     # preset medium and the scaling manage on low-detail footage, measured with
-    # bench/cost.py (docs/benchmarks.md). ``cpus``: CPUs ffmpeg may use; None = the usable
-    # CPUs of this process (its affinity mask).
+    # bench/cost.py (docs/benchmarks.md). Wall time is estimated over ``cpus``.
     pixels_per_cpu_second: float = 34e6
-    cpus: float | None = None

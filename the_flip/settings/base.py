@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from the_flip import sizing
 from the_flip.media import Limits, Target
 
 
@@ -310,6 +311,19 @@ FILE_UPLOAD_HANDLERS = [
 ]
 PHOTO_MAX_LONG_SIDE = 2400
 
+# --- Photos (maintenance/photos.py; docs/security.md "Photos") ------------------------------
+
+# Most pixels a photo's decode may hold (50 MP: a 48 MP iPhone HEIC or a 50 MP Android photo
+# passes). A baseline JPEG counts at the size it is decoded at (scaled down by libjpeg), so a
+# 200 MP phone JPEG passes too.
+PHOTO_MAX_PIXELS = env_int("PHOTO_MAX_PIXELS", 50_000_000)
+# HEIC and WebP files are read into memory whole: larger ones are refused before opening.
+PHOTO_MAX_READ_BYTES = env_int("PHOTO_MAX_READ_MB", 40) * 1024 * 1024
+# Photo decodes at once per web process (the_flip/sizing.py: 1 or 2 from the memory budget).
+PHOTO_DECODES = sizing.photo_decodes()
+# A photo that waits this long for a decode slot is refused with 503 ("try again").
+PHOTO_DECODE_WAIT_SECONDS = env_float("PHOTO_DECODE_WAIT_SECONDS", 60)
+
 # --- Resumable uploads (tus, maintenance/tus.py) and retried log entries (Idempotency-Key) ---
 
 # An unfinished upload is removed with its bytes this long after its last PATCH (tus: at least
@@ -333,6 +347,10 @@ TRANSCODE_LIMITS = Limits(
     # Unset or 0: sized from the CPUs this process may use (x264's own 1.5x); ffmpeg is niced, so
     # the web stays responsive either way. A number caps decoder, filters and encoder.
     threads=env_int("TRANSCODE_THREADS", 0) or None,
+    # The CPUs and, above 1080p, x264's lookahead follow the machine (the_flip/sizing.py):
+    # TRANSCODE_CPUS, TRANSCODE_LARGE_LOOKAHEAD override them.
+    cpus=sizing.transcode_cpus(),
+    large_rc_lookahead=sizing.large_rc_lookahead(),
     # This machine's speed for the up-front cost estimate (a video that cannot finish within
     # the timeout is refused): output pixels per CPU-second, measured with bench/cost.py.
     pixels_per_cpu_second=env_float(
@@ -347,8 +365,8 @@ TRANSCODE_WORK_DIR = DATA_DIR / "tmp" / "transcode"
 # address, further attempts are refused (429 with a sentence) for LOGIN_LOCKOUT_MINUTES; each
 # failure during the lock restarts it. Unlock early: `manage.py axes_reset_username <name>`,
 # `manage.py axes_reset_ip <address>`, or delete the row under Axes > Access attempts in /admin/.
-LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "10"))
-LOGIN_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)
 # Peers whose X-Real-IP / X-Forwarded-For name the client: our nginx on this machine (a unix
 # socket peer is trusted too). Anyone else's headers are ignored.
 TRUSTED_PROXY_IPS = env_list("TRUSTED_PROXY_IPS", "127.0.0.1,::1")

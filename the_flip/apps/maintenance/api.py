@@ -9,17 +9,32 @@ import functools
 import json
 from collections.abc import Callable
 
-from django.db import IntegrityError
+from django.conf import settings
+from django.core.exceptions import (
+    BadRequest,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
+from django.http.multipartparser import MultiPartParserError
+from django.shortcuts import get_object_or_404, render
+from django.views import defaults
 from django.views.csrf import csrf_failure as html_csrf_failure
 from django.views.decorators.http import require_http_methods
 
 from the_flip.apps.catalog.models import Machine
 
-from . import attachments
+from . import attachments, idempotency
 from .models import LogEntry, LogEntryMedia
-from .uploads import MAX_FILES_PER_REQUEST, UploadRejected, too_large_message
+from .uploads import (
+    MAX_FILES_PER_REQUEST,
+    UploadRejected,
+    max_upload_mb,
+    too_large_message,
+    too_many_files_message,
+)
 
 
 def error(message: str, status: int = 400) -> JsonResponse:
@@ -27,6 +42,38 @@ def error(message: str, status: int = 400) -> JsonResponse:
     if status == 413:
         response["Connection"] = "close"  # we did not read the rest of the body
     return response
+
+
+# What Django raises while it reads a request body it will not take.
+UNREADABLE_BODY = (MultiPartParserError, SuspiciousOperation, BadRequest)
+
+
+def unreadable_body(problem: Exception) -> JsonResponse:
+    """The JSON answer for a body Django refused to parse (too big, too many parts, broken)."""
+    if isinstance(problem, RequestDataTooBig):
+        limit_mb = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)
+        return error(
+            f"The request is too large: text fields and JSON bodies may be at most "
+            f"{limit_mb} MB (files up to {max_upload_mb()} MB each go in file fields).",
+            413,
+        )
+    if isinstance(problem, TooManyFilesSent):
+        return error(too_many_files_message())
+    if isinstance(problem, TooManyFieldsSent):
+        return error("The request has too many fields; send only the ones the API names.")
+    if isinstance(problem, MultiPartParserError) and "header size" in str(problem):
+        return error("A file name is too long: keep file names under 255 characters.")
+    if isinstance(problem, MultiPartParserError):
+        return error("The upload could not be read: the multipart body is malformed.")
+    return error("The request was refused: it is malformed.")
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler400: a body refused before the view ran (the CSRF check reads the form first)
+    answers JSON on the API, Django's page elsewhere."""
+    if request.path.startswith("/api/") and exception is not None:
+        return unreadable_body(exception)
+    return defaults.bad_request(request, exception)
 
 
 def api_view(methods: list[str], max_files: int | None = None) -> Callable:
@@ -46,6 +93,8 @@ def api_view(methods: list[str], max_files: int | None = None) -> Callable:
                 return error(str(rejected), rejected.status)
             except Http404:
                 return error("There is nothing here (it may have been deleted).", 404)
+            except UNREADABLE_BODY as problem:  # read in the view (JSON bodies, files)
+                return unreadable_body(problem)
 
         wrapper.is_api_view = True
         wrapper.max_upload_files = max_files if max_files is not None else MAX_FILES_PER_REQUEST
@@ -98,29 +147,17 @@ def create_log_entry(request: HttpRequest) -> JsonResponse:
     if machine is None:
         return error("Choose the machine this work was done on (field “machine”).")
     uploads = request.FILES.getlist("media")
-    if len(uploads) > MAX_FILES_PER_REQUEST:
-        return error(f"Attach at most {MAX_FILES_PER_REQUEST} files at once.")
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if len(key) > 255:
+    key = request.headers.get("Idempotency-Key", "")
+    if len(key) > idempotency.MAX_KEY_LENGTH:
         return error("The Idempotency-Key header is longer than 255 characters.")
-    if key and (earlier := LogEntry.created_with_key(request.user, key)):
-        return _entry_json(earlier, list(earlier.media.all()), status=200)
-
-    try:
-        entry, media = attachments.create_entry(
-            machine=machine,
-            author=request.user,
-            text=request.POST.get("text", ""),
-            uploads=uploads,
-            idempotency_key=key,
-        )
-    except IntegrityError:
-        # A post with the same key won the race (its insert came first): answer its entry.
-        earlier = LogEntry.created_with_key(request.user, key) if key else None
-        if earlier is None:
-            raise
-        return _entry_json(earlier, list(earlier.media.all()), status=200)
-    return _entry_json(entry, media, status=201)
+    entry, media, created = idempotency.create_entry_once(
+        machine=machine,
+        author=request.user,
+        text=request.POST.get("text", ""),
+        uploads=uploads,
+        key=key,
+    )
+    return _entry_json(entry, media, status=201 if created else 200)
 
 
 def _entry_json(entry: LogEntry, media: list[LogEntryMedia], status: int) -> JsonResponse:
@@ -151,6 +188,14 @@ def media_detail(request: HttpRequest, media_id: int) -> JsonResponse:
         media.delete()
         return JsonResponse({"deleted": media_id})
     return JsonResponse(media.as_json())
+
+
+@api_view(["GET"], max_files=0)
+def media_tile(request: HttpRequest, media_id: int) -> HttpResponse:
+    """The media's tile as the page shows it (HTML): uploader.js swaps it in while it follows
+    an upload, so a tile is only ever rendered by _media_tile.html."""
+    media = get_object_or_404(LogEntryMedia, pk=media_id)
+    return render(request, "maintenance/_media_tile.html", {"media": media})
 
 
 @api_view(["POST"], max_files=0)

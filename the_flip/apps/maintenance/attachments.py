@@ -24,7 +24,7 @@ from django.dispatch import Signal
 
 from .models import LogEntry, LogEntryMedia
 from .photos import clean_photo
-from .uploads import classify
+from .uploads import check_file_count, classify
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +77,12 @@ def attach(entry: LogEntry, upload: File, checked: Checked | None = None) -> Log
 def create_entry(
     *, machine, author, text: str, uploads: list[File], idempotency_key: str = ""
 ) -> tuple:
-    """A new entry with its uploads. Every upload is validated first, so one bad file means
-    nothing is saved (raises uploads.UploadRejected). Returns (entry, media). An
-    ``idempotency_key`` this author already used makes the entry's insert raise IntegrityError
-    before any file is stored (api.create_log_entry then answers the first entry)."""
+    """A new entry with its uploads. Every upload is validated first (and more than
+    MAX_FILES_PER_REQUEST are refused, not cut), so one bad file means nothing is saved
+    (raises uploads.UploadRejected). Returns (entry, media). An ``idempotency_key`` this
+    author already used makes the entry's insert raise IntegrityError before any file is
+    stored (api.create_log_entry then answers the first entry)."""
+    check_file_count(uploads)
     checked = [(upload, check(upload)) for upload in uploads]
     with transaction.atomic():
         entry = LogEntry.objects.create(

@@ -1,9 +1,9 @@
-from django.conf import settings
 from django.http import HttpRequest
 
 from the_flip.apps.accounts.decorators import is_maintainer
 
 from .api import error
+from .uploads import request_cap
 
 
 class ApiAuthMiddleware:
@@ -34,7 +34,5 @@ class ApiAuthMiddleware:
         if not is_maintainer(user):
             return error("Only maintainers can do this. Ask an admin to make you staff.", 403)
 
-        request.upload_request_cap = (
-            settings.MAX_UPLOAD_BYTES * view_func.max_upload_files + 1024 * 1024
-        )
+        request.upload_request_cap = request_cap(view_func.max_upload_files)
         return None

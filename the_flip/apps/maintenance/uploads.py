@@ -31,6 +31,10 @@ UNKNOWN_MIME_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
 
 # How many files one request may carry, so the streaming cap for a whole request is known.
 MAX_FILES_PER_REQUEST = 10
+# Room in a request for the multipart framing and the text fields around its files.
+MULTIPART_OVERHEAD_BYTES = 1024 * 1024
+# The file picker's filter; the real check is classify().
+ACCEPT = "image/*,video/*"
 
 
 class UploadRejected(Exception):
@@ -45,9 +49,52 @@ def max_upload_mb() -> int:
     return settings.MAX_UPLOAD_BYTES // (1024 * 1024)
 
 
+def request_cap(max_files: int) -> int:
+    """The largest request body a view taking ``max_files`` uploads lets in."""
+    return settings.MAX_UPLOAD_BYTES * max_files + MULTIPART_OVERHEAD_BYTES
+
+
 def too_large_message(name: str = "") -> str:
     what = f"“{name}”" if name else "This file"
     return f"{what} is larger than {max_upload_mb()} MB, the most we accept for one file."
+
+
+def empty_message(name: str) -> str:
+    return f"“{name}” is empty (0 bytes). Try attaching it again."
+
+
+def not_accepted_message(name: str) -> str:
+    return (
+        f"“{name}” is not a photo or video we accept. Photos: JPEG, PNG, WebP, HEIC. "
+        "Videos: MOV, MP4, M4V, 3GP, WebM, MKV, AVI."
+    )
+
+
+def too_many_files_message() -> str:
+    return f"Attach at most {MAX_FILES_PER_REQUEST} files at once."
+
+
+def check_file_count(uploads: list) -> None:
+    """One request carries at most MAX_FILES_PER_REQUEST files: more is refused, not cut."""
+    if len(uploads) > MAX_FILES_PER_REQUEST:
+        raise UploadRejected(too_many_files_message())
+
+
+def upload_rules() -> dict:
+    """What the page checks before it sends a file, from the same lists and caps classify()
+    applies (uploader.js reads it from the file input's ``data-upload-rules``). Sentences
+    carry ``{name}`` where the file's name goes."""
+    return {
+        "extensions": sorted(ext.lstrip(".") for ext in PHOTO_EXTENSIONS | VIDEO_EXTENSIONS),
+        "max_bytes": settings.MAX_UPLOAD_BYTES,
+        "max_files": MAX_FILES_PER_REQUEST,
+        "messages": {
+            "not_accepted": not_accepted_message("{name}"),
+            "too_large": too_large_message("{name}"),
+            "empty": empty_message("{name}"),
+            "too_many_files": too_many_files_message(),
+        },
+    }
 
 
 def classify(upload: File) -> str:
@@ -59,16 +106,13 @@ def classify(upload: File) -> str:
     if upload.size is not None and upload.size > settings.MAX_UPLOAD_BYTES:
         raise UploadRejected(too_large_message(name), status=413)
     if upload.size == 0:
-        raise UploadRejected(f"“{name}” is empty (0 bytes). Try attaching it again.")
+        raise UploadRejected(empty_message(name))
     if extension in PHOTO_EXTENSIONS:
         kind, allowed = "photo", PHOTO_MIME_TYPES
     elif extension in VIDEO_EXTENSIONS:
         kind, allowed = "video", VIDEO_MIME_TYPES
     else:
-        raise UploadRejected(
-            f"“{name}” is not a photo or video we accept. Photos: JPEG, PNG, WebP, HEIC. "
-            "Videos: MOV, MP4, M4V, 3GP, WebM, MKV, AVI."
-        )
+        raise UploadRejected(not_accepted_message(name))
     if mime not in allowed and mime not in UNKNOWN_MIME_TYPES:
         raise UploadRejected(
             f"“{name}” says it is {mime}, which does not match a {extension} {kind}. "
@@ -88,10 +132,9 @@ class CappedUploadHandler(FileUploadHandler):
     def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
         self.request.upload_too_large = False
         self.file_bytes = 0
-        # Room for the multipart framing and the text fields around the files.
-        request_cap = settings.MAX_UPLOAD_BYTES * MAX_FILES_PER_REQUEST + 1024 * 1024
-        request_cap = getattr(self.request, "upload_request_cap", request_cap)
-        if content_length > request_cap:
+        # The view's own cap (ApiAuthMiddleware sets it from the files it takes), else 10 files.
+        cap = getattr(self.request, "upload_request_cap", request_cap(MAX_FILES_PER_REQUEST))
+        if content_length > cap:
             self.request.upload_too_large = True
             return QueryDict(encoding=encoding), MultiValueDict()
         return None

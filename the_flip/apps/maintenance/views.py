@@ -1,6 +1,8 @@
 """Server-rendered pages. Uploads from the page go through the JSON API (uploader.js);
 the plain form posts below are the no-JavaScript fallback and share the same validation."""
 
+import json
+
 from django.contrib import messages
 from django.db.models import Count, Max, Prefetch
 from django.http import HttpRequest, HttpResponse
@@ -10,18 +12,22 @@ from django.views.decorators.http import require_http_methods
 from the_flip.apps.accounts.decorators import maintainer_required
 from the_flip.apps.catalog.models import Machine
 
-from . import attachments
+from . import idempotency
 from .models import LogEntry, LogEntryMedia
 from .uploads import (
+    ACCEPT,
     MAX_FILES_PER_REQUEST,
     UploadRejected,
     max_upload_mb,
     too_large_message,
+    upload_rules,
 )
 
+# The upload inputs' context; callables, so a changed setting shows (the tests change it).
 UPLOAD_CONTEXT = {
     "max_upload_mb": max_upload_mb,
-    "accept": "image/*,video/*",
+    "accept": ACCEPT,
+    "upload_rules": lambda: json.dumps(upload_rules()),  # uploader.js: data-upload-rules
 }
 
 
@@ -56,17 +62,24 @@ def machine_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def log_entry_new(request: HttpRequest, slug: str) -> HttpResponse:
     machine = get_object_or_404(Machine, slug=slug)
-    context = {"machine": machine, "max_files": MAX_FILES_PER_REQUEST, **UPLOAD_CONTEXT}
+    context = {
+        "machine": machine,
+        "max_files": MAX_FILES_PER_REQUEST,
+        # One key per rendered form: submitting it twice makes one entry.
+        "idempotency_key": idempotency.new_key(),
+        **UPLOAD_CONTEXT,
+    }
     if request.method == "POST":
         if getattr(request, "upload_too_large", False):
             messages.error(request, too_large_message())
             return render(request, "maintenance/log_entry_form.html", context, status=413)
         try:
-            entry, _ = attachments.create_entry(
+            entry, _, _ = idempotency.create_entry_once(
                 machine=machine,
                 author=request.user,
                 text=request.POST.get("text", ""),
-                uploads=request.FILES.getlist("media")[:MAX_FILES_PER_REQUEST],
+                uploads=request.FILES.getlist("media"),
+                key=request.POST.get("idempotency_key", ""),
             )
         except UploadRejected as rejected:
             messages.error(request, str(rejected))

@@ -1,11 +1,15 @@
 // Uploads from the page with a real progress bar, then follows each video until it plays.
-// Plain JavaScript, no framework: one tile per file, updated in place from GET /api/media/<id>/.
+// Plain JavaScript, no framework: one tile per file, swapped in place for the server's own
+// rendering of it (GET /api/media/<id>/tile/, the template the page itself uses). What may be
+// uploaded comes from the server too: the file input's data-upload-rules (uploads.py).
 (function () {
   "use strict";
 
   const POLL_MS = 1500;
-  const PHOTO_EXT = ["jpg", "jpeg", "png", "webp", "heic", "heif"];
-  const VIDEO_EXT = ["mov", "mp4", "m4v", "3gp", "webm", "mkv", "avi"];
+
+  function rulesOf(input) {
+    return JSON.parse(input.dataset.uploadRules);
+  }
 
   function csrfToken() {
     const input = document.querySelector("[name=csrfmiddlewaretoken]");
@@ -21,15 +25,12 @@
     return node;
   }
 
-  function problemWith(file, maxMb) {
+  function problemWith(file, rules) {
+    const say = (sentence) => sentence.replace("{name}", file.name);
     const ext = (file.name.split(".").pop() || "").toLowerCase();
-    if (!PHOTO_EXT.includes(ext) && !VIDEO_EXT.includes(ext)) {
-      return `“${file.name}” is not a photo or video we accept.`;
-    }
-    if (file.size > maxMb * 1024 * 1024) {
-      return `“${file.name}” is larger than ${maxMb} MB, the most we accept for one file.`;
-    }
-    if (file.size === 0) return `“${file.name}” is empty (0 bytes).`;
+    if (!rules.extensions.includes(ext)) return say(rules.messages.not_accepted);
+    if (file.size > rules.max_bytes) return say(rules.messages.too_large);
+    if (file.size === 0) return say(rules.messages.empty);
     return null;
   }
 
@@ -42,9 +43,10 @@
     return tile;
   }
 
-  function setBody(tile, node) {
-    tile.querySelectorAll(".state, progress, img, video, a.photo").forEach((n) => n.remove());
-    tile.prepend(node);
+  function setBody(tile, ...nodes) {
+    const bar = tile.querySelector(".tile-actions");
+    Array.from(tile.children).forEach((n) => { if (n !== bar) n.remove(); });
+    bar.before(...nodes);
   }
 
   function actions(tile, media) {
@@ -81,52 +83,28 @@
     bar.append(remove);
   }
 
-  function render(tile, media) {
-    tile.dataset.status = media.status;
-    tile.dataset.mediaUrl = media.url;
-    tile.dataset.kind = media.kind;
-    if (media.status === "ready" && media.kind === "video") {
-      if (!tile.querySelector("video")) {
-        const video = el("video", { controls: "", playsinline: "", preload: "metadata" });
-        if (media.poster_url) video.setAttribute("poster", media.poster_url);
-        video.src = media.video_url;
-        setBody(tile, video);
-      }
-    } else if (media.status === "ready") {
-      if (!tile.querySelector("img")) {
-        const link = el("a", { href: media.photo_url, class: "photo" });
-        link.append(el("img", { src: media.photo_url, alt: "Photo" }));
-        setBody(tile, link);
-      }
-    } else if (media.status === "failed") {
-      const box = el("div", { class: "state failed", role: "alert" });
-      const what = media.name ? `this video (${media.name})` : "this video";
-      box.append(el("strong", {}, `Could not process ${what}. `), media.error || "");
-      setBody(tile, box);
-    } else {
-      const text = media.status === "pending" ? "Waiting to process…"
-        : `Processing…${media.progress != null ? " " + media.progress + "%" : ""}`;
-      const current = tile.querySelector(".state.processing");
-      if (current) current.textContent = text;
-      else setBody(tile, el("div", { class: "state processing", role: "status" }, text));
+  // Swap in the server's rendering of the tile (keeping its buttons), then keep following
+  // it while the video waits or processes.
+  async function follow(tile) {
+    try {
+      const response = await fetch(tile.dataset.mediaUrl + "tile/", { headers: { Accept: "text/html" } });
+      if (response.status === 404) return tile.remove();
+      if (!response.ok) throw new Error(response.status);
+      const html = new DOMParser().parseFromString(await response.text(), "text/html");
+      const fresh = html.querySelector(".tile");
+      Object.assign(tile.dataset, fresh.dataset);
+      setBody(tile, ...Array.from(fresh.children).filter((n) => !n.matches(".tile-actions")));
+    } catch (err) {
+      return poll(tile); // a network blip on weak Wi-Fi: keep trying
     }
-    actions(tile, media);
-    if (media.status === "pending" || media.status === "processing") poll(tile);
+    const status = tile.dataset.status;
+    actions(tile, { status, kind: tile.dataset.kind, url: tile.dataset.mediaUrl });
+    if (status === "pending" || status === "processing") poll(tile);
   }
 
   function poll(tile) {
     clearTimeout(tile._pollTimer);
-    tile._pollTimer = setTimeout(async () => {
-      if (!tile.isConnected) return;
-      try {
-        const response = await fetch(tile.dataset.mediaUrl, { headers: { Accept: "application/json" } });
-        if (response.status === 404) return tile.remove();
-        if (!response.ok) throw new Error(response.status);
-        render(tile, await response.json());
-      } catch (err) {
-        poll(tile); // a network blip on weak Wi-Fi: keep trying
-      }
-    }, POLL_MS);
+    tile._pollTimer = setTimeout(() => { if (tile.isConnected) follow(tile); }, POLL_MS);
   }
 
   function fail(tile, message) {
@@ -147,7 +125,7 @@
     } catch (err) { /* offline: say so below, keep the tile as it was */ }
     if (response && response.ok) {
       if (method === "DELETE") return tile.remove();
-      return render(tile, body);
+      return follow(tile);
     }
     if (response && response.status === 404) return tile.remove(); // already gone
     button.disabled = false;
@@ -162,9 +140,9 @@
     if (uploading > 0) event.preventDefault();
   });
 
-  function upload(file, url, grid, maxMb) {
+  function upload(file, url, grid, rules) {
     const tile = newTile(grid, file.name);
-    const problem = problemWith(file, maxMb);
+    const problem = problemWith(file, rules);
     if (problem) return Promise.resolve(fail(tile, problem));
     uploading += 1;
     return new Promise((resolve) => {
@@ -181,8 +159,10 @@
       xhr.addEventListener("load", () => {
         let body = {};
         try { body = JSON.parse(xhr.responseText); } catch (err) { /* not JSON */ }
-        if (xhr.status === 201) render(tile, body);
-        else fail(tile, body.error || `The upload of “${file.name}” failed (${xhr.status}).`);
+        if (xhr.status === 201) {
+          tile.dataset.mediaUrl = body.url;
+          follow(tile);
+        } else fail(tile, body.error || `The upload of “${file.name}” failed (${xhr.status}).`);
         finish();
       });
       const interrupted = () => {
@@ -200,8 +180,8 @@
     });
   }
 
-  async function uploadAll(files, url, grid, maxMb) {
-    for (const file of files) await upload(file, url, grid, maxMb); // one at a time: weak Wi-Fi
+  async function uploadAll(files, url, grid, rules) {
+    for (const file of files) await upload(file, url, grid, rules); // one at a time: weak Wi-Fi
   }
 
   // The new-log-entry page: create the entry, then upload each file with its own progress bar.
@@ -209,9 +189,11 @@
   if (entryForm) {
     entryForm.addEventListener("submit", async (event) => {
       event.preventDefault();
+      const input = entryForm.querySelector("input[type=file]");
+      const rules = rulesOf(input);
+      if (input.files.length > rules.max_files) return alert(rules.messages.too_many_files);
       const button = entryForm.querySelector("button[type=submit]");
       button.disabled = true;
-      const input = entryForm.querySelector("input[type=file]");
       const data = new FormData();
       data.append("machine", entryForm.dataset.machineId);
       data.append("text", entryForm.querySelector("textarea").value);
@@ -236,8 +218,7 @@
       done.querySelector("a").href = body.page_url;
       done.hidden = false;
       const grid = document.getElementById("upload-grid");
-      await uploadAll(Array.from(input.files), `/api/log-entries/${body.id}/media/`, grid,
-        Number(input.dataset.maxMb));
+      await uploadAll(Array.from(input.files), `/api/log-entries/${body.id}/media/`, grid, rules);
     });
   }
 
@@ -250,7 +231,7 @@
       const files = Array.from(input.files);
       input.value = "";
       await uploadAll(files, addForm.dataset.uploadUrl, document.getElementById("upload-grid"),
-        Number(input.dataset.maxMb));
+        rulesOf(input));
     });
   }
 
