@@ -49,4 +49,4 @@ class Limits:
     # ``timeout`` (see ``plan.estimate_cost``): output pixels per CPU-second that x264
     # preset medium and the scaling manage on low-detail footage, measured with
     # bench/cost.py (docs/benchmarks.md). Wall time is estimated over ``cpus``.
-    pixels_per_cpu_second: float = 34e6
+    pixels_per_cpu_second: float = 37e6
