@@ -140,3 +140,21 @@ def test_a_stranger_cannot_dodge_the_address_lock_with_a_forged_header(client, m
         HTTP_X_REAL_IP="10.9.9.9", HTTP_X_FORWARDED_FOR="10.9.9.9",
     )  # fmt: skip
     assert response.status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("peer", "headers", "expected"),
+    [
+        ("203.0.113.5", {"HTTP_X_REAL_IP": "10.0.0.1"}, "203.0.113.5"),  # not our proxy
+        ("127.0.0.1", {"HTTP_X_REAL_IP": "203.0.113.5"}, "203.0.113.5"),
+        ("::1", {"HTTP_X_REAL_IP": "2001:db8::7"}, "2001:db8::7"),
+        ("", {"HTTP_X_FORWARDED_FOR": "10.0.0.1, 203.0.113.5"}, "203.0.113.5"),  # nginx's own
+        ("127.0.0.1", {"HTTP_X_REAL_IP": "not-an-address"}, "127.0.0.1"),
+        ("127.0.0.1", {}, "127.0.0.1"),  # a local request without nginx
+        ("", {}, "unknown"),
+    ],
+)
+def test_which_address_counts(rf, peer, headers, expected):
+    from the_flip.apps.accounts.throttle import client_ip
+
+    assert client_ip(rf.post("/accounts/login/", REMOTE_ADDR=peer, **headers)) == expected

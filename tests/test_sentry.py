@@ -161,7 +161,7 @@ def test_a_long_transcode_keeps_the_worker_checking_in(
 ):
     """One worker thread: while a 20-minute video transcodes, the every-minute heartbeat task
     waits. The transcode's own progress keeps the worker's heartbeat and Crons check-in going,
-    at most once every HEARTBEAT_EVERY seconds."""
+    at most once every WORKER_PROGRESS_BEAT_SECONDS."""
     from the_flip.apps.worker import health, transcoding
     from the_flip.apps.worker.models import WorkerHeartbeat
 

@@ -147,6 +147,42 @@ def test_a_transcode_of_a_video_already_done_is_recorded_as_skipped(machine):
     assert gone.state == TaskRecord.State.SKIPPED and gone.attempt is None
 
 
+def test_an_operator_can_run_the_chores_by_hand(
+    machine, capsys, django_capture_on_commit_callbacks
+):
+    """When told to, a volunteer runs `manage.py reset_stale_transcodes` or `manage.py prune`
+    and reads what they did."""
+    from django.core.management import call_command
+
+    dead = make_video(machine, status="processing", attempts=1, age=600, heartbeat_age=300)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("reset_stale_transcodes")
+    assert "videos back in line: 1; given up: 0" in capsys.readouterr().out
+    assert queued_ids() == [dead.pk]
+    TaskRecord.objects.bulk_create(
+        TaskRecord(task_id=f"s{i}", task_name="transcode_media", state="succeeded")
+        for i in range(60)
+    )
+    call_command("prune")
+    assert "task records removed: 10;" in capsys.readouterr().out
+    assert TaskRecord.objects.filter(state="succeeded").count() == 50
+
+
+def test_ready_is_one_write_that_also_lets_go_of_the_original(machine):
+    """No row is ever ready while still pointing at its original: the outputs and the
+    cleared original are one UPDATE (the glue deletes the file afterwards)."""
+    media = make_video(machine, status="processing", attempts=1, age=30)
+    before = media.updated_at
+    assert media.mark_ready(
+        video_name="videos/v.mp4", poster_name="posters/p.jpg", duration=2.0, width=320,
+        height=240, source_summary="mov,mp4 h264 320x240",
+    )  # fmt: skip
+    stored = LogEntryMedia.objects.get(pk=media.pk)
+    assert (stored.transcode_status, stored.file.name) == ("ready", "")
+    assert stored.transcoded_file.name == "videos/v.mp4" and stored.updated_at > before
+    assert (media.transcode_status, media.file.name) == ("ready", ""), "the instance follows"
+
+
 def _age(path, seconds):
     old = time.time() - seconds
     os.utime(path, (old, old))

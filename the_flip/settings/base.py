@@ -332,6 +332,9 @@ TUS_EXPIRE_HOURS = env_int("TUS_EXPIRE_HOURS", 24)
 # One PATCH stops reading after this long and keeps what arrived (the client resumes from
 # there), so a slow phone never holds a web thread for minutes.
 TUS_PATCH_READ_SECONDS = env_int("TUS_PATCH_READ_SECONDS", 60)
+# The page sends this much per PATCH: small enough that a drop loses little and one request
+# is short, large enough that a 200 MB video is ~50 requests (nginx's body limit covers it).
+TUS_CHUNK_BYTES = 4 * 1024 * 1024
 # A PATCH claim older than this belongs to a request that died (killed worker): another PATCH
 # may take the upload over. Comfortably more than reading plus storing one chunk.
 TUS_CLAIM_STALE_SECONDS = 3 * TUS_PATCH_READ_SECONDS

@@ -129,6 +129,15 @@ def prune_task_records() -> int:
     return deleted + old_failures
 
 
+def prune() -> dict[str, int]:
+    """The hourly clean-up: old task records, orphaned media files, stale temp files."""
+    return {
+        "task_records": prune_task_records(),
+        "orphaned_files": len(remove_orphaned_files()),
+        "temp_files": len(remove_stale_temp_files()),
+    }
+
+
 def _older_than(path: Path, seconds: float, now: float) -> bool:
     try:
         return now - path.lstat().st_mtime > seconds

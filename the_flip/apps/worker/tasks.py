@@ -91,11 +91,7 @@ def reset_stale_transcodes() -> None:
 @db_periodic_task(_schedule("prune"))
 def prune() -> None:
     """Drop old task records, orphaned media files and stale temp files."""
-    pruned = chores.prune_task_records()
-    orphans = chores.remove_orphaned_files()
-    temps = chores.remove_stale_temp_files()
-    log.info("pruned %d task records, %d orphaned files, %d temp files", pruned, len(orphans),
-             len(temps))  # fmt: skip
+    log.info("pruned: %s", chores.prune())
 
 
 @db_periodic_task(_schedule("expire_partial_uploads"))
