@@ -178,8 +178,10 @@ def test_a_short_clip_queued_after_a_long_one_is_ready_first(
 
 
 def beat(seconds_ago: float) -> None:
+    """The worker's own heartbeat row was last written ``seconds_ago``."""
     WorkerHeartbeat.objects.update_or_create(
-        id=1, defaults={"beat_at": timezone.now() - timedelta(seconds=seconds_ago)}
+        worker="worker-host:7:a1b2c3",
+        defaults={"beat_at": timezone.now() - timedelta(seconds=seconds_ago), "pid": 7},
     )
 
 

@@ -33,7 +33,9 @@ def transcode_media(media_id: int, task=None, **extra) -> None:
         may_put_off=None if already_long else functools.partial(_others_waiting, media_id),
     )
     if outcome.requeue:
-        enqueue_transcode(media_id, long_job=already_long or outcome.long_job)
+        enqueue_transcode(
+            media_id, delay=outcome.retry_in, long_job=already_long or outcome.long_job
+        )
     if task is not None:
         records.finish(
             task.id,
@@ -44,12 +46,18 @@ def transcode_media(media_id: int, task=None, **extra) -> None:
         )
 
 
-def enqueue_transcode(media_id: int, *, long_job: bool = False) -> None:
+def enqueue_transcode(media_id: int, delay: float = 0, *, long_job: bool = False) -> None:
     """Queue a transcode once the current transaction commits (at once outside one): before,
-    the worker could find the row missing or in its old state. ``long_job``: behind the
-    short ones."""
+    the worker could find the row missing or in its old state. ``delay``: not before that
+    many seconds from now (a file store that did not answer gets a moment). ``long_job``:
+    behind the short ones."""
     priority = LONG_JOB_PRIORITY if long_job else None
-    transaction.on_commit(functools.partial(transcode_media, media_id, priority=priority))
+    if delay:
+        transaction.on_commit(
+            functools.partial(transcode_media.schedule, (media_id,), delay=delay, priority=priority)
+        )
+    else:
+        transaction.on_commit(functools.partial(transcode_media, media_id, priority=priority))
 
 
 def _others_waiting(media_id: int) -> bool:
@@ -90,7 +98,7 @@ def reset_stale_transcodes() -> None:
 
 @db_periodic_task(_schedule("prune"))
 def prune() -> None:
-    """Drop old task records, orphaned media files and stale temp files."""
+    """Drop old task records and heartbeats, orphaned media files and stale temp files."""
     log.info("pruned: %s", chores.prune())
 
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worker', '0003_task_record_skipped'),
+        ('worker', '0004_heartbeat_per_worker'),
     ]
 
     operations = [
