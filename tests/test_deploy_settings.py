@@ -68,3 +68,22 @@ def test_check_deploy_warns_without_force_https(tmp_path):
     result = run_check(tmp_path, DEBUG="0")
     assert result.returncode != 0
     assert "security.W008" in result.stdout + result.stderr  # SECURE_SSL_REDIRECT
+
+
+def test_a_fresh_volume_needs_nothing_made_by_hand(tmp_path):
+    """A platform mounts an empty volume (or none yet): loading the settings creates nothing,
+    and the first command finds its folders made where they are needed (the queue's by the
+    queue, the media and upload folders by the maintenance app)."""
+    data = tmp_path / "volume" / "data"
+    env = {**os.environ, "DATA_DIR": str(data), "SECRET_KEY": secrets.token_urlsafe(50)}
+    env.pop("DATABASE_URL", None)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    imported = subprocess.run(
+        [sys.executable, "-c", "import the_flip.settings.prod"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert not data.exists(), "importing the settings made folders"
+    result = run_check(tmp_path / "volume", FORCE_HTTPS="1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {p.name for p in data.iterdir()} >= {"huey.sqlite3", "media", "tmp"}

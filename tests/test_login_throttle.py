@@ -119,6 +119,18 @@ def test_behind_our_nginx_the_address_comes_from_x_real_ip(client, maintainer):
     assert ok.status_code == 302
 
 
+def test_over_nginx_unix_socket_the_address_comes_from_x_real_ip(client, maintainer):
+    # gunicorn on a unix socket leaves REMOTE_ADDR empty; only nginx can connect there.
+    for n in range(3):
+        guess(client, f"stranger{n}", REMOTE_ADDR="", HTTP_X_REAL_IP="203.0.113.70")
+    locked = guess(
+        client, "ada", "flippers-and-coils", REMOTE_ADDR="", HTTP_X_REAL_IP="203.0.113.70"
+    )
+    assert locked.status_code == 429
+    ok = guess(client, "ada", "flippers-and-coils", REMOTE_ADDR="", HTTP_X_REAL_IP="198.51.100.8")
+    assert ok.status_code == 302
+
+
 def test_a_stranger_cannot_dodge_the_address_lock_with_a_forged_header(client, maintainer):
     # Straight from the internet (not from our proxy), X-Real-IP is the stranger's own word.
     for n in range(3):
@@ -128,3 +140,21 @@ def test_a_stranger_cannot_dodge_the_address_lock_with_a_forged_header(client, m
         HTTP_X_REAL_IP="10.9.9.9", HTTP_X_FORWARDED_FOR="10.9.9.9",
     )  # fmt: skip
     assert response.status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("peer", "headers", "expected"),
+    [
+        ("203.0.113.5", {"HTTP_X_REAL_IP": "10.0.0.1"}, "203.0.113.5"),  # not our proxy
+        ("127.0.0.1", {"HTTP_X_REAL_IP": "203.0.113.5"}, "203.0.113.5"),
+        ("::1", {"HTTP_X_REAL_IP": "2001:db8::7"}, "2001:db8::7"),
+        ("", {"HTTP_X_FORWARDED_FOR": "10.0.0.1, 203.0.113.5"}, "203.0.113.5"),  # nginx's own
+        ("127.0.0.1", {"HTTP_X_REAL_IP": "not-an-address"}, "127.0.0.1"),
+        ("127.0.0.1", {}, "127.0.0.1"),  # a local request without nginx
+        ("", {}, "unknown"),
+    ],
+)
+def test_which_address_counts(rf, peer, headers, expected):
+    from the_flip.apps.accounts.throttle import client_ip
+
+    assert client_ip(rf.post("/accounts/login/", REMOTE_ADDR=peer, **headers)) == expected

@@ -110,6 +110,20 @@ def test_a_null_byte_in_the_path_is_not_found_not_a_crash(maintainer_client, rea
     assert maintainer_client.get("/media/videos/%00").status_code == 404
 
 
+def test_folders_and_other_file_types_are_not_served(maintainer_client, ready_video, settings):
+    (settings.MEDIA_ROOT / "photos" / "2026.jpg").mkdir(parents=True)
+    (settings.MEDIA_ROOT / "videos" / "notes.html").write_text("<script>alert(1)</script>")
+    for url in (
+        "/media/photos/2026.jpg",
+        "/media/videos/notes.html",
+        "/media/videos/",
+        "/media/videos",
+        "/media//etc/passwd.jpg",
+        "/media/videos/..%5c..%5csecret_key",
+    ):
+        assert maintainer_client.get(url).status_code == 404, url
+
+
 def test_a_range_of_thousands_of_digits_is_answered_not_a_crash(maintainer_client, ready_video):
     past_the_end = maintainer_client.get(
         ready_video.video_url, HTTP_RANGE="bytes=" + "9" * 5000 + "-"

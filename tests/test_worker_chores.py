@@ -1,6 +1,7 @@
 """The chores that keep a volunteer-run worker from losing, sticking or piling up anything."""
 
 import os
+import subprocess
 import time
 from datetime import timedelta
 
@@ -9,8 +10,8 @@ from django.utils import timezone
 
 from the_flip.apps.maintenance import attachments
 from the_flip.apps.maintenance.models import LogEntryMedia
-from the_flip.apps.worker import chores, tasks
-from the_flip.apps.worker.models import TaskRecord
+from the_flip.apps.worker import chores, health, tasks
+from the_flip.apps.worker.models import TaskRecord, WorkerHeartbeat
 
 from .worker_helpers import flush_queue, make_video, queued_ids
 
@@ -42,6 +43,52 @@ def test_processing_with_a_stale_heartbeat_goes_back_in_line_and_is_enqueued(
     assert alive.transcode_status == "processing"
     assert queued_ids() == [dead.pk]
     assert dead.file and os.path.exists(dead.file.path), "the original stays until success"
+
+
+def worker_beat(worker: str, *, seconds_ago: float, host: str = "other-machine/1", pid=7):
+    WorkerHeartbeat.objects.create(
+        worker=worker, host=host, pid=pid, beat_at=timezone.now() - timedelta(seconds=seconds_ago)
+    )
+
+
+def test_several_workers_a_video_goes_back_only_when_its_own_worker_is_gone(
+    machine, django_capture_on_commit_callbacks
+):
+    """Another machine's worker is downloading a big original (no progress for minutes) but
+    its heartbeat is fresh: its video stays with it. A worker whose heartbeat stopped, or a
+    worker on this machine whose process is gone (kill -9: no need to wait for its
+    heartbeat to age), loses its video to the queue."""
+    worker_beat("other-machine:7:aaaaaa", seconds_ago=5)
+    worker_beat("gone-machine:8:bbbbbb", seconds_ago=600)
+    dead_pid = subprocess.Popen(["true"])
+    dead_pid.wait()
+    worker_beat(f"here:{dead_pid.pid}:cccccc", seconds_ago=1, host=health.this_host(),
+                pid=dead_pid.pid)  # fmt: skip
+
+    def held_by(worker: str):
+        return make_video(machine, status="processing", attempts=1, age=600, heartbeat_age=300,
+                          worker=worker)  # fmt: skip
+
+    busy = held_by("other-machine:7:aaaaaa")
+    silent = held_by("gone-machine:8:bbbbbb")
+    killed = held_by(f"here:{dead_pid.pid}:cccccc")
+    never_beat = held_by("vanished:9:dddddd")
+    assert reset(django_capture_on_commit_callbacks) == {"requeued": 3, "gave_up": 0}
+    statuses = {m.pk: m.transcode_status for m in LogEntryMedia.objects.all()}
+    assert statuses[busy.pk] == "processing"
+    assert {statuses[m.pk] for m in (silent, killed, never_beat)} == {"pending"}
+    assert sorted(queued_ids()) == sorted([silent.pk, killed.pk, never_beat.pk])
+
+
+def test_a_worker_that_lost_its_video_cannot_mark_it_ready(machine):
+    media = make_video(machine, status="processing", attempts=1, worker="slow:1:aaaaaa")
+    media.refresh_from_db()
+    # The stale reset gave it to another worker meanwhile.
+    LogEntryMedia.objects.filter(pk=media.pk).update(worker="fast:2:bbbbbb")
+    assert not media.mark_ready(video_name="v.mp4", poster_name="p.jpg", duration=1.0,
+                                width=2, height=2)  # fmt: skip
+    media.refresh_from_db()
+    assert media.transcode_status == "processing" and media.worker == "fast:2:bbbbbb"
 
 
 def test_pending_with_nothing_queued_is_enqueued_once(machine, django_capture_on_commit_callbacks):
@@ -145,6 +192,42 @@ def test_a_transcode_of_a_video_already_done_is_recorded_as_skipped(machine):
     assert not outcome.requeue
     gone = transcode_video(done.pk + 1000)
     assert gone.state == TaskRecord.State.SKIPPED and gone.attempt is None
+
+
+def test_an_operator_can_run_the_chores_by_hand(
+    machine, capsys, django_capture_on_commit_callbacks
+):
+    """When told to, a volunteer runs `manage.py reset_stale_transcodes` or `manage.py prune`
+    and reads what they did."""
+    from django.core.management import call_command
+
+    dead = make_video(machine, status="processing", attempts=1, age=600, heartbeat_age=300)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("reset_stale_transcodes")
+    assert "videos back in line: 1; given up: 0" in capsys.readouterr().out
+    assert queued_ids() == [dead.pk]
+    TaskRecord.objects.bulk_create(
+        TaskRecord(task_id=f"s{i}", task_name="transcode_media", state="succeeded")
+        for i in range(60)
+    )
+    call_command("prune")
+    assert "task records removed: 10;" in capsys.readouterr().out
+    assert TaskRecord.objects.filter(state="succeeded").count() == 50
+
+
+def test_ready_is_one_write_that_also_lets_go_of_the_original(machine):
+    """No row is ever ready while still pointing at its original: the outputs and the
+    cleared original are one UPDATE (the glue deletes the file afterwards)."""
+    media = make_video(machine, status="processing", attempts=1, age=30)
+    before = media.updated_at
+    assert media.mark_ready(
+        video_name="videos/v.mp4", poster_name="posters/p.jpg", duration=2.0, width=320,
+        height=240, source_summary="mov,mp4 h264 320x240",
+    )  # fmt: skip
+    stored = LogEntryMedia.objects.get(pk=media.pk)
+    assert (stored.transcode_status, stored.file.name) == ("ready", "")
+    assert stored.transcoded_file.name == "videos/v.mp4" and stored.updated_at > before
+    assert (media.transcode_status, media.file.name) == ("ready", ""), "the instance follows"
 
 
 def _age(path, seconds):

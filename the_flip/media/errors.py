@@ -35,6 +35,12 @@ class Code(enum.StrEnum):
     FAILED = "failed", "The video could not be converted."
     # Raised by the worker, not the pipeline:
     MISSING_ORIGINAL = "missing_original", "The uploaded file is missing. Upload the video again."
+    FILE_TOO_LARGE = (
+        "file_too_large",
+        "This video is larger than {mb} MB, the most we accept for one file.",
+    )
+    # Not a failure: the video waits in line with this reason (shown in the admin).
+    STORE_UNAVAILABLE = "store_unavailable", "The file store did not answer; we will try again."
     GAVE_UP = "gave_up", "We tried {attempts} times and could not process this video."
     # What the page shows for a failed item that carries no reason (it never should).
     UNKNOWN = "unknown", "We could not process this file."

@@ -223,7 +223,11 @@ WORKER_HEARTBEAT_MINUTES = 1
 # A running transcode holds the only worker thread (the heartbeat chore waits behind it), so
 # its progress also beats, at most this often: a little under the heartbeat period.
 WORKER_PROGRESS_BEAT_SECONDS = WORKER_HEARTBEAT_MINUTES * 60 - 10
-# No heartbeat for this long: the worker is dead (allows one missed beat).
+# Each worker process also writes its own heartbeat row this often, from a thread of its own
+# (health.start_beating), whatever its worker thread is busy with.
+WORKER_BEAT_SECONDS = env_float("WORKER_BEAT_SECONDS", 15)
+# No heartbeat for this long: the worker is dead (allows one missed beat of the chore); its
+# videos go back in line (chores.reset_stale_transcodes), /healthz counts it out.
 WORKER_HEARTBEAT_MAX_AGE = env_int("WORKER_HEARTBEAT_MAX_AGE", 150)
 # Sentry Crons: an issue after 2 missed check-ins, each allowed 3 minutes late.
 SENTRY_CRONS_MONITOR_CONFIG = {
@@ -290,6 +294,33 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# --- Media storage: DATA_DIR/media or an S3-compatible bucket (the_flip/storage.py) ---------
+
+# Set: every stored file (originals, videos, posters, photos) lives in this bucket; the
+# endpoint and credentials are the standard AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID,
+# AWS_SECRET_ACCESS_KEY and AWS_REGION that boto3 reads (`fly storage create` sets them all).
+BUCKET_NAME = os.environ.get("BUCKET_NAME", "").strip()
+# /media/... answers a redirect to a signed bucket URL valid this long (seconds).
+MEDIA_URL_EXPIRY_SECONDS = env_int("MEDIA_URL_EXPIRY_SECONDS", 600)
+# The ACL of new objects; empty for stores without ACLs (the bucket's default applies).
+BUCKET_ACL = os.environ.get("BUCKET_ACL", "private").strip()
+# /healthz asks the bucket whether it answers at most this often (seconds, per process).
+STORAGE_HEALTH_CACHE_SECONDS = env_float("STORAGE_HEALTH_CACHE_SECONDS", 5)
+# A transcode that could not reach the file store is tried again this much later (seconds).
+STORAGE_RETRY_SECONDS = env_int("STORAGE_RETRY_SECONDS", 60)
+if BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "the_flip.storage.MediaBucket",
+        "OPTIONS": {
+            "bucket_name": BUCKET_NAME,
+            # None: boto3 reads AWS_ENDPOINT_URL_S3 itself; passed on so checks can name it.
+            "endpoint_url": os.environ.get("AWS_ENDPOINT_URL_S3") or None,
+            "region_name": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+            "default_acl": BUCKET_ACL or None,
+            "querystring_expire": MEDIA_URL_EXPIRY_SECONDS,
+        },
+    }
+
 # --- Uploads --------------------------------------------------------------------------------
 
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_MB", 200) * 1024 * 1024
@@ -326,6 +357,9 @@ TUS_EXPIRE_HOURS = env_int("TUS_EXPIRE_HOURS", 24)
 # One PATCH stops reading after this long and keeps what arrived (the client resumes from
 # there), so a slow phone never holds a web thread for minutes.
 TUS_PATCH_READ_SECONDS = env_int("TUS_PATCH_READ_SECONDS", 60)
+# The page sends this much per PATCH: small enough that a drop loses little and one request
+# is short, large enough that a 200 MB video is ~50 requests (nginx's body limit covers it).
+TUS_CHUNK_BYTES = 4 * 1024 * 1024
 # A PATCH claim older than this belongs to a request that died (killed worker): another PATCH
 # may take the upload over. Comfortably more than reading plus storing one chunk.
 TUS_CLAIM_STALE_SECONDS = 3 * TUS_PATCH_READ_SECONDS

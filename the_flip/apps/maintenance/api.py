@@ -20,6 +20,7 @@ from django.core.exceptions import (
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.views import defaults
 from django.views.csrf import csrf_failure as html_csrf_failure
 from django.views.decorators.http import require_http_methods
@@ -165,6 +166,7 @@ def _entry_json(entry: LogEntry, media: list[LogEntryMedia], status: int) -> Jso
         {
             "id": entry.pk,
             "page_url": entry.get_absolute_url(),
+            "uploads_url": reverse("api-uploads", args=[entry.pk]),  # tus: more files, resumable
             "media": [m.as_json() for m in media],
         },
         status=status,

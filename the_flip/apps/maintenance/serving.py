@@ -4,25 +4,28 @@ iOS Safari refuses to play a video whose server does not answer ``Range`` reques
 ``206 Partial Content``; every browser uses ranges to seek. Django's own static ``serve`` view
 does not do ranges, so this small one does: one byte range per request (all media players ask
 for), ``HEAD``, and ``If-Modified-Since``. Files are read through the storage API only.
+With media in a bucket, the login is checked here and the bytes come from the bucket: a
+redirect to a short-lived signed URL.
 """
 
-import mimetypes
 import re
 from pathlib import PurePosixPath
 
+from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import Storage, default_storage
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.cache import get_conditional_response
 from django.utils.http import http_date
 from django.views.decorators.http import require_safe
 
 from the_flip.apps.accounts.decorators import maintainer_required
+from the_flip.storage import is_bucket, signed_url
 
-# Only finished outputs are served: never the originals or the worker's temp files.
+# Only finished outputs are served (never the originals or the worker's temp files): MP4
+# videos, JPEG posters and photos.
 SERVED_FOLDERS = {"videos", "posters", "photos"}
 CONTENT_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
-CHUNK = 256 * 1024
 
 # RFC 9110 §14.1.2: one range, "bytes=first-last", "bytes=first-" or "bytes=-suffix".
 RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
@@ -67,11 +70,14 @@ def _position(digits: str) -> int | None:
 
 def servable_name(path: str) -> str | None:
     """The stored name for a /media/ path, or None when it is never served: outside the
-    served folders, climbing out with "..", or carrying a NUL or a backslash."""
+    served folders, not a file type we serve (a folder, say), climbing out with "..", or
+    carrying a NUL or a backslash."""
     if "\x00" in path or "\\" in path:
         return None
     parts = PurePosixPath(path).parts
     if len(parts) < 2 or parts[0] not in SERVED_FOLDERS or {"..", "."} & set(parts):
+        return None
+    if PurePosixPath(path).suffix.lower() not in CONTENT_TYPES:
         return None
     return "/".join(parts)
 
@@ -80,23 +86,45 @@ def servable_name(path: str) -> str | None:
 @maintainer_required
 def serve_media(request: HttpRequest, path: str) -> HttpResponse:
     name = servable_name(path)
-    storage = default_storage
-    try:
-        if name is None or not storage.exists(name):
-            raise Http404("No such file")
-    except (SuspiciousFileOperation, ValueError, OSError) as refused:
-        raise Http404("No such file") from refused
-    return stored_file_response(request, storage, name)
+    if name is None:
+        raise Http404("No such file")
+    if is_bucket(default_storage):
+        return redirect_to_bucket(name)
+    return stored_file_response(request, default_storage, name)
+
+
+def redirect_to_bucket(name: str) -> HttpResponse:
+    """Media in a bucket: after the login check, send the browser to a short-lived signed
+    URL, so video bytes never pass through gunicorn and Range requests go to the bucket
+    (which answers 206 with the object's Content-Type). No HEAD first: the bucket answers
+    404 itself. The redirect may be cached for a quarter of the URL's lifetime, so a player
+    re-fetching ranges never holds an expired one."""
+    response = HttpResponseRedirect(signed_url(name))
+    response["Cache-Control"] = f"private, max-age={settings.MEDIA_URL_EXPIRY_SECONDS // 4}"
+    return response
 
 
 def stored_file_response(request: HttpRequest, storage: Storage, name: str) -> HttpResponse:
     """Answer GET/HEAD for one stored file: 304, 206 with the range, 416, or 200 whole."""
+    try:
+        handle = storage.open(name, "rb")  # also how a folder or a missing file shows itself
+    except (OSError, SuspiciousFileOperation, ValueError) as missing:
+        raise Http404("No such file") from missing
+    try:
+        response = _answer(request, storage, name, handle)
+    except BaseException:
+        handle.close()
+        raise
+    if not response.streaming:
+        handle.close()  # 304, 416 and HEAD send no bytes of the file
+    return response
+
+
+def _answer(request: HttpRequest, storage: Storage, name: str, handle) -> HttpResponse:
     size = storage.size(name)
     modified = int(storage.get_modified_time(name).timestamp())
     last_modified = http_date(modified)
-    content_type = CONTENT_TYPES.get(PurePosixPath(name).suffix.lower()) or (
-        mimetypes.guess_type(name)[0] or "application/octet-stream"
-    )
+    content_type = CONTENT_TYPES[PurePosixPath(name).suffix.lower()]
     not_modified = get_conditional_response(request, last_modified=modified)
     if not_modified is not None:
         return _common_headers(not_modified, last_modified)
@@ -117,26 +145,32 @@ def stored_file_response(request: HttpRequest, storage: Storage, name: str) -> H
     if request.method == "HEAD":
         response = HttpResponse(status=status, content_type=content_type)
     elif byte_range:
-        response = StreamingHttpResponse(
-            _chunks(storage, name, start, length), status=206, content_type=content_type
-        )
-    else:
-        response = FileResponse(storage.open(name, "rb"), content_type=content_type)
+        handle.seek(start)
+        response = FileResponse(_Slice(handle, length), status=206, content_type=content_type)
+        response.block_size = 256 * 1024
+    else:  # the real file object: gunicorn sends it with sendfile()
+        response = FileResponse(handle, content_type=content_type)
     response["Content-Length"] = str(length)
     if byte_range:
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
     return _common_headers(response, last_modified)
 
 
-def _chunks(storage: Storage, name: str, start: int, length: int):
-    with storage.open(name, "rb") as handle:
-        handle.seek(start)
-        while length > 0:
-            data = handle.read(min(CHUNK, length))
-            if not data:
-                break
-            length -= len(data)
-            yield data
+class _Slice:
+    """At most ``length`` bytes of an open file from where it stands (FileResponse reads it
+    in blocks and closes it when the answer is done)."""
+
+    def __init__(self, handle, length: int):
+        self.handle, self.left = handle, length
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        data = self.handle.read(size) if size else b""
+        self.left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self.handle.close()
 
 
 def _common_headers(response: HttpResponse, last_modified: str) -> HttpResponse:

@@ -88,6 +88,7 @@ def upload_rules() -> dict:
         "extensions": sorted(ext.lstrip(".") for ext in PHOTO_EXTENSIONS | VIDEO_EXTENSIONS),
         "max_bytes": settings.MAX_UPLOAD_BYTES,
         "max_files": MAX_FILES_PER_REQUEST,
+        "chunk_bytes": settings.TUS_CHUNK_BYTES,  # resumable uploads (tus.py): bytes per PATCH
         "messages": {
             "not_accepted": not_accepted_message("{name}"),
             "too_large": too_large_message("{name}"),

@@ -8,6 +8,10 @@
 - Recycling: after WORKER_MAX_TASKS tasks (periodic chores not counted) the process drains and
   exits 0; supervisord starts a fresh one. (huey's own ``-M/--max-tasks`` only restarts the
   worker *thread* inside the same process with thread workers, which frees nothing.)
+
+huey 3.5 has no public hook for either, so this writes Consumer internals (``_signal_actions``,
+``_restart``, ``_graceful``, ``_signum``); pyproject pins huey to 3.5.x and
+tests/test_worker_consumer_internals.py fails first if an upgrade changes them.
 """
 
 import logging

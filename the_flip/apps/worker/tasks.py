@@ -22,7 +22,7 @@ def transcode_media(media_id: int, task=None, **extra) -> None:
     # process where Sentry is on; a consumer without Sentry must not crash on it.
     outcome = transcode_video(media_id, cancel=lifecycle.STOPPING)
     if outcome.requeue:
-        enqueue_transcode(media_id)
+        enqueue_transcode(media_id, delay=outcome.retry_in)
     if task is not None:
         records.finish(
             task.id,
@@ -33,10 +33,14 @@ def transcode_media(media_id: int, task=None, **extra) -> None:
         )
 
 
-def enqueue_transcode(media_id: int) -> None:
+def enqueue_transcode(media_id: int, delay: float = 0) -> None:
     """Queue a transcode once the current transaction commits (at once outside one): before,
-    the worker could find the row missing or in its old state."""
-    transaction.on_commit(functools.partial(transcode_media, media_id))
+    the worker could find the row missing or in its old state. ``delay``: not before that
+    many seconds from now (a file store that did not answer gets a moment)."""
+    if delay:
+        transaction.on_commit(functools.partial(transcode_media.schedule, (media_id,), delay=delay))
+    else:
+        transaction.on_commit(functools.partial(transcode_media, media_id))
 
 
 def on_transcode_requested(sender, media_id: int, **kwargs) -> None:
@@ -72,12 +76,8 @@ def reset_stale_transcodes() -> None:
 
 @db_periodic_task(_schedule("prune"))
 def prune() -> None:
-    """Drop old task records, orphaned media files and stale temp files."""
-    pruned = chores.prune_task_records()
-    orphans = chores.remove_orphaned_files()
-    temps = chores.remove_stale_temp_files()
-    log.info("pruned %d task records, %d orphaned files, %d temp files", pruned, len(orphans),
-             len(temps))  # fmt: skip
+    """Drop old task records and heartbeats, orphaned media files and stale temp files."""
+    log.info("pruned: %s", chores.prune())
 
 
 @db_periodic_task(_schedule("expire_partial_uploads"))

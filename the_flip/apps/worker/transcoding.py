@@ -6,36 +6,42 @@ task (tasks.py) records it and, if asked, re-queues.
 """
 
 import logging
-import os
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import sentry_sdk
 from django.conf import settings
+from django.core.files import File
 
 from the_flip import media as pipeline
 from the_flip.apps.maintenance.models import LogEntryMedia, generated_name
 from the_flip.media.errors import DETAIL_LOGGED, DETAIL_REPORTED, Code
+from the_flip.storage import STORE_ERRORS
 
 from . import health
 from .models import TaskRecord
 
 log = logging.getLogger(__name__)
 
+COPY_CHUNK = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Outcome:
     """How one transcode run ended, for the task log; ``requeue``: the caller must put the
-    video back in the queue (the worker was stopping)."""
+    video back in the queue (the worker was stopping, or the file store did not answer),
+    ``retry_in`` seconds from now."""
 
     state: TaskRecord.State
     attempt: int | None = None
     error: str = ""
     stderr_tail: str = ""
     requeue: bool = False
+    retry_in: float = 0
 
     @classmethod
     def of(cls, state: TaskRecord.State, media: LogEntryMedia | None = None, **fields) -> "Outcome":
@@ -61,14 +67,14 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
     if cancel is not None and cancel.is_set():
         # The worker is stopping: leave it for the next one.
         return Outcome.of(State.INTERRUPTED, media, requeue=True)
-    if not media.file or not Path(media.file.path).is_file():
+    if not media.file:
         media.mark_failed(Code.MISSING_ORIGINAL.reason())
         return Outcome.of(State.FAILED, media, error=media.error)
     max_attempts = settings.TRANSCODE_MAX_ATTEMPTS
     if media.attempts >= max_attempts:
         give_up(media, max_attempts)
         return Outcome.of(State.FAILED, media, error=media.error)
-    if not media.start_processing():
+    if not media.start_processing(worker=health.worker_identity()):
         log.info("media %s: taken by another worker; skipping", media_id)
         return Outcome.of(State.SKIPPED, media, error="skipped: taken by another worker")
 
@@ -77,8 +83,9 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
     work_root.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"media-{media_id}-", dir=work_root))
     try:
+        source = _fetch_original(media, workdir)
         result = pipeline.transcode(
-            Path(media.file.path),
+            source,
             workdir,
             target=settings.TRANSCODE_TARGET,
             limits=settings.TRANSCODE_LIMITS,
@@ -97,6 +104,22 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
             media,
             error="stopped: the worker was shutting down",
             requeue=True,
+        )
+    except FileNotFoundError:  # the original is not in storage (any more)
+        media.mark_failed(Code.MISSING_ORIGINAL.reason())
+        return Outcome.of(State.FAILED, media, error=media.error)
+    except STORE_ERRORS as error:
+        # The bucket did not answer: not the video's fault. Back in line with the reason
+        # showing in the admin, attempt not counted, tried again in STORAGE_RETRY_SECONDS.
+        log.warning("media %s: the file store did not answer (%s); retrying later", media_id, error)
+        reason = Code.STORE_UNAVAILABLE.reason()
+        media.mark_pending(count_attempt=False, reason=reason)
+        return Outcome.of(
+            State.INTERRUPTED,
+            media,
+            error=f"{reason} ({error})",
+            requeue=True,
+            retry_in=settings.STORAGE_RETRY_SECONDS,
         )
     except pipeline.MediaError as failure:
         _record_failure(media, failure)
@@ -132,13 +155,53 @@ def give_up(media: LogEntryMedia, attempts: int) -> bool:
     return True
 
 
+def _fetch_original(media: LogEntryMedia, workdir: Path) -> Path:
+    """Copy the original from storage (local folder or bucket) into the scratch dir, where
+    ffmpeg can read it, in chunks, refusing anything over the upload cap (a file put in
+    storage by other means, or a bucket object that changed). The row's heartbeat is touched
+    while a big download runs, so nobody takes it for a dead transcode."""
+    name = media.file.name
+    destination = workdir / ("original" + PurePosixPath(name).suffix.lower()[:8])
+    cap, copied, touched = settings.MAX_UPLOAD_BYTES, 0, time.monotonic()
+    with media.file.storage.open(name, "rb") as stored, destination.open("wb") as scratch:
+        while chunk := stored.read(COPY_CHUNK):
+            copied += len(chunk)
+            if copied > cap:
+                raise pipeline.MediaError(Code.FILE_TOO_LARGE, mb=cap // (1024 * 1024))
+            scratch.write(chunk)
+            if time.monotonic() - touched >= 1:
+                media.record_progress(0)
+                touched = time.monotonic()
+    return destination
+
+
+class _ScratchFile(File):
+    """A finished output in the scratch dir. ``temporary_file_path`` lets FileSystemStorage
+    move it into place (a rename: same volume) instead of copying; a bucket uploads it."""
+
+    def temporary_file_path(self) -> str:
+        return self.file.name
+
+
+def _store_output(source: Path, folder: str, suffix: str, storage) -> str:
+    with _ScratchFile(source.open("rb")) as output:
+        return storage.save(generated_name(folder, suffix), output)
+
+
 def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> bool:
-    """Record the outputs (ready) and delete the original; False when the video was deleted
-    while we worked (the outputs are thrown away)."""
-    video_name = _move_into_media(result.video_path, "videos", ".mp4")
-    poster_name = _move_into_media(result.poster_path, "posters", ".jpg")
+    """Store the outputs, record them (ready) and delete the original; False when the video
+    was deleted, or given to another worker, while we worked (the outputs are thrown away)."""
+    storage = media.file.storage
+    stored: list[str] = []
+    try:
+        stored.append(_store_output(result.video_path, "videos", ".mp4", storage))
+        stored.append(_store_output(result.poster_path, "posters", ".jpg", storage))
+    except BaseException:
+        _delete_quietly(storage, stored)  # else the orphan chore would, an hour later
+        raise
+    video_name, poster_name = stored
     original = media.file.name
-    stored = media.mark_ready(
+    recorded = media.mark_ready(
         video_name=video_name,
         poster_name=poster_name,
         duration=result.duration,
@@ -146,13 +209,12 @@ def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> b
         height=result.height,
         source_summary=result.info.summary(),
     )
-    if not stored:  # deleted while we worked
-        for name in (video_name, poster_name, original):
-            media.file.storage.delete(name)
-        log.info("media %s: deleted during transcode; outputs discarded", media.pk)
+    if not recorded:
+        _delete_quietly(storage, stored)
+        log.info("media %s: deleted or taken over during transcode; outputs discarded", media.pk)
         return False
     # The original goes only now that the playable copy is safely recorded.
-    media.file.storage.delete(original)
+    _delete_quietly(storage, [original])
     log.info(
         "media %s: ready (%s, %dx%d, %.1fs)",
         media.pk,
@@ -164,13 +226,13 @@ def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> b
     return True
 
 
-def _move_into_media(source: Path, folder: str, suffix: str) -> str:
-    name = generated_name(folder, suffix)
-    destination = Path(settings.MEDIA_ROOT) / name
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(source, destination)  # a rename: the work dir is on the same volume
-    os.chmod(destination, 0o644)
-    return name
+def _delete_quietly(storage, names: list[str]) -> None:
+    """Best effort: what cannot be deleted now is an orphan the hourly chore removes."""
+    for name in names:
+        try:
+            storage.delete(name)
+        except (OSError, *STORE_ERRORS) as error:
+            log.warning("could not delete %s now (%s); the orphan chore will", name, error)
 
 
 def _record_failure(media: LogEntryMedia, failure: "pipeline.MediaError") -> None:

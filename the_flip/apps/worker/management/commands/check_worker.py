@@ -39,6 +39,8 @@ class Command(BaseCommand):
             sys.exit(1 if problems else 0)
         out = self.stdout.write
         out(f"worker heartbeat:     {_age(facts['worker_heartbeat_age'])} ago")
+        out(f"workers alive:        {facts['workers_alive']}")
+        out(f"storage:              {facts['storage']}")
         out(f"succeeded (24 h):     {facts['succeeded_24h']}")
         out(f"failed (24 h):        {facts['failed_24h']}")
         latest = facts["latest_failure"]
