@@ -171,6 +171,21 @@ def peak_bytes(cgroup: Path) -> int:
     return 0
 
 
+def cpu_seconds(container_id: str, memory_cgroup: Path) -> float:
+    """CPU time the container has used: v2 cpu.stat (same directory), v1 cpuacct.usage."""
+    stat = memory_cgroup / "cpu.stat"
+    if stat.exists():
+        for line in stat.read_text().splitlines():
+            if line.startswith("usage_usec "):
+                return int(line.split()[1]) / 1e6
+    for hierarchy in ("cpuacct", "cpu,cpuacct"):
+        for parent in (f"docker/{container_id}", f"system.slice/docker-{container_id}.scope"):
+            usage = Path(f"/sys/fs/cgroup/{hierarchy}/{parent}/cpuacct.usage")
+            if usage.exists():
+                return int(usage.read_text()) / 1e9
+    return float("nan")
+
+
 def oom_kills(cgroup: Path) -> int:
     for name in ("memory.events", "memory.oom_control"):
         if (cgroup / name).exists():
@@ -184,6 +199,7 @@ def oom_kills(cgroup: Path) -> int:
 class Report:
     cpus: str
     memory: str
+    extra_env: dict[str, str] = field(default_factory=dict)
     web_sizing: str = ""
     transcode_seconds: dict[str, float] = field(default_factory=dict)
     video_status: dict[str, str] = field(default_factory=dict)
@@ -192,11 +208,13 @@ class Report:
     page_idle_ms: list[float] = field(default_factory=list)
     page_busy_ms: list[float] = field(default_factory=list)
     pages_failed: list[str] = field(default_factory=list)
+    idle_anon_mb: float = 0.0
     peak_anon_mb: float = 0.0
     peak_with_cache_mb: float = 0.0
     oom_kills: int = 0
     oom_killed: bool = False
     busy_seconds: float = 0.0
+    busy_cpu_seconds: float = 0.0  # the container's CPU time while busy (stable on a busy host)
 
     @staticmethod
     def percentile(values: list[float], q: float) -> float:
@@ -208,7 +226,8 @@ class Report:
     def lines(self) -> list[str]:
         p = self.percentile
         return [
-            f"machine: --cpus {self.cpus} --memory {self.memory}; {self.web_sizing}",
+            f"machine: --cpus {self.cpus} --memory {self.memory} {self.extra_env or ''}; "
+            f"{self.web_sizing}",
             "transcode (processing -> ready): "
             + ", ".join(f"{k} {v:.1f} s" for k, v in self.transcode_seconds.items()),
             f"videos {self.video_status}; photos {self.photo_status}; "
@@ -216,8 +235,10 @@ class Report:
             f"page p50/p99 idle {p(self.page_idle_ms, 50):.0f}/{p(self.page_idle_ms, 99):.0f} ms "
             f"({len(self.page_idle_ms)}), busy {p(self.page_busy_ms, 50):.0f}/"
             f"{p(self.page_busy_ms, 99):.0f} ms ({len(self.page_busy_ms)} over "
-            f"{self.busy_seconds:.0f} s), failed {len(self.pages_failed)}",
-            f"container peak anonymous memory {self.peak_anon_mb:.0f} MB "
+            f"{self.busy_seconds:.0f} s, {self.busy_cpu_seconds:.0f} CPU-s used), "
+            f"failed {len(self.pages_failed)}",
+            f"container anonymous memory idle {self.idle_anon_mb:.0f} MB, "
+            f"peak {self.peak_anon_mb:.0f} MB "
             f"(cgroup peak with page cache {self.peak_with_cache_mb:.0f} MB); "
             f"OOM kills {self.oom_kills}, OOMKilled {self.oom_killed}",
         ]
@@ -250,10 +271,15 @@ class PageWatcher(threading.Thread):
 
 
 def run_scenario(
-    image: str, media: dict[str, Path], cpus: str, memory: str, idle_seconds: float = 8
+    image: str,
+    media: dict[str, Path],
+    cpus: str,
+    memory: str,
+    idle_seconds: float = 8,
+    extra_env: dict[str, str] | None = None,
 ) -> Report:
     """Run the whole scenario once on a fresh volume; the container is removed afterwards."""
-    report = Report(cpus=cpus, memory=memory)
+    report = Report(cpus=cpus, memory=memory, extra_env=dict(extra_env or {}))
     volume = f"the-flip-small-{uuid.uuid4().hex[:8]}"
     name = f"the-flip-small-{uuid.uuid4().hex[:8]}"
     port = free_port()
@@ -264,6 +290,7 @@ def run_scenario(
         "SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_SUPERUSER_USERNAME": USERNAME,
         "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+        **(extra_env or {}),
     }
     env_args = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
     try:
@@ -302,9 +329,11 @@ def run_scenario(
         idle.start()
         time.sleep(idle_seconds)
         idle.stop()
+        report.idle_anon_mb = anon_bytes(memory_stat(cgroup)) / MB
 
         busy = PageWatcher(browser, page, report.page_busy_ms, report.pages_failed)
         busy_started = time.monotonic()
+        cpu_before = cpu_seconds(container_id, cgroup)
         busy.start()
         videos = {}
         for key in ("hlg", "4k60"):
@@ -348,6 +377,7 @@ def run_scenario(
         side.join(timeout=300)
         busy.stop()
         report.busy_seconds = time.monotonic() - busy_started
+        report.busy_cpu_seconds = cpu_seconds(container_id, cgroup) - cpu_before
 
         sampling.set()
         sampler.join(timeout=5)
