@@ -271,3 +271,21 @@ def test_a_transcode_that_stopped_reporting_progress_is_stuck(client, machine):
     beat(5)
     make_video(machine, status="processing", attempts=1, age=20 * 60, heartbeat_age=16 * 60)
     assert client.get("/healthz").status_code == 503
+
+
+def test_cancelled_runs_do_not_pile_up_in_the_task_log(db):
+    """Each deletion mid-transcode leaves one cancelled record; the hourly prune keeps the last
+    50, counted apart, so they never push successes out either."""
+    from the_flip.apps.worker import chores
+
+    TaskRecord.objects.bulk_create(
+        TaskRecord(task_id=f"s{i}", task_name="transcode_media", state="succeeded")
+        for i in range(50)
+    )
+    TaskRecord.objects.bulk_create(
+        TaskRecord(task_id=f"c{i}", task_name="transcode_media", state="cancelled")
+        for i in range(70)
+    )
+    chores.prune_task_records()
+    assert TaskRecord.objects.filter(state="cancelled").count() == 50
+    assert TaskRecord.objects.filter(state="succeeded").count() == 50
