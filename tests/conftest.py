@@ -162,3 +162,30 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2, what: str = 
 @pytest.fixture(scope="session")
 def ffmpeg_available() -> bool:
     return bool(shutil.which("ffmpeg") and shutil.which("ffprobe"))
+
+
+# --- Media in an S3-compatible bucket (moto's server over HTTP; see tests/buckets.py) ------
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    from tests.buckets import S3Server
+
+    server = S3Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server, settings, monkeypatch):
+    """This test keeps its media in a fresh bucket: the test process (settings) and every
+    subprocess it starts (environment, read by settings/base.py)."""
+    from tests.buckets import Bucket
+
+    media_bucket = Bucket(s3_server)
+    for name, value in media_bucket.env.items():
+        monkeypatch.setenv(name, value)
+    settings.BUCKET_NAME = media_bucket.name
+    settings.STORAGES = {**settings.STORAGES, "default": media_bucket.storage_setting()}
+    yield media_bucket
+    media_bucket.empty()

@@ -20,9 +20,15 @@ def empty_queue():
     flush_queue()
 
 
-def beat(seconds_ago: float) -> None:
+def beat(seconds_ago: float, worker: str = "worker-host:7:a1b2c3") -> None:
+    """A worker on another machine last beat ``seconds_ago``."""
     WorkerHeartbeat.objects.update_or_create(
-        id=1, defaults={"beat_at": timezone.now() - timedelta(seconds=seconds_ago), "pid": 1}
+        worker=worker,
+        defaults={
+            "beat_at": timezone.now() - timedelta(seconds=seconds_ago),
+            "host": "worker-host/1",
+            "pid": 7,
+        },
     )
 
 
@@ -165,11 +171,9 @@ def test_check_worker_without_heartbeat_and_json(capsys):
 
 def test_healthz_answers_any_host_over_plain_http(client, settings):
     """Fly.io and Railway probe from inside their network with their own Host header."""
-    from the_flip.apps.worker.models import WorkerHeartbeat
-
     settings.ALLOWED_HOSTS = ["flip.example.org"]
     settings.SECURE_SSL_REDIRECT = True
-    WorkerHeartbeat.beat(pid=1)
+    beat(1)
     response = client.get("/healthz", HTTP_HOST="10.0.0.5:8000")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"

@@ -1,6 +1,7 @@
 """The chores that keep a volunteer-run worker from losing, sticking or piling up anything."""
 
 import os
+import subprocess
 import time
 from datetime import timedelta
 
@@ -9,8 +10,8 @@ from django.utils import timezone
 
 from the_flip.apps.maintenance import attachments
 from the_flip.apps.maintenance.models import LogEntryMedia
-from the_flip.apps.worker import chores, tasks
-from the_flip.apps.worker.models import TaskRecord
+from the_flip.apps.worker import chores, health, tasks
+from the_flip.apps.worker.models import TaskRecord, WorkerHeartbeat
 
 from .worker_helpers import flush_queue, make_video, queued_ids
 
@@ -42,6 +43,52 @@ def test_processing_with_a_stale_heartbeat_goes_back_in_line_and_is_enqueued(
     assert alive.transcode_status == "processing"
     assert queued_ids() == [dead.pk]
     assert dead.file and os.path.exists(dead.file.path), "the original stays until success"
+
+
+def worker_beat(worker: str, *, seconds_ago: float, host: str = "other-machine/1", pid=7):
+    WorkerHeartbeat.objects.create(
+        worker=worker, host=host, pid=pid, beat_at=timezone.now() - timedelta(seconds=seconds_ago)
+    )
+
+
+def test_several_workers_a_video_goes_back_only_when_its_own_worker_is_gone(
+    machine, django_capture_on_commit_callbacks
+):
+    """Another machine's worker is downloading a big original (no progress for minutes) but
+    its heartbeat is fresh: its video stays with it. A worker whose heartbeat stopped, or a
+    worker on this machine whose process is gone (kill -9: no need to wait for its
+    heartbeat to age), loses its video to the queue."""
+    worker_beat("other-machine:7:aaaaaa", seconds_ago=5)
+    worker_beat("gone-machine:8:bbbbbb", seconds_ago=600)
+    dead_pid = subprocess.Popen(["true"])
+    dead_pid.wait()
+    worker_beat(f"here:{dead_pid.pid}:cccccc", seconds_ago=1, host=health.this_host(),
+                pid=dead_pid.pid)  # fmt: skip
+
+    def held_by(worker: str):
+        return make_video(machine, status="processing", attempts=1, age=600, heartbeat_age=300,
+                          worker=worker)  # fmt: skip
+
+    busy = held_by("other-machine:7:aaaaaa")
+    silent = held_by("gone-machine:8:bbbbbb")
+    killed = held_by(f"here:{dead_pid.pid}:cccccc")
+    never_beat = held_by("vanished:9:dddddd")
+    assert reset(django_capture_on_commit_callbacks) == {"requeued": 3, "gave_up": 0}
+    statuses = {m.pk: m.transcode_status for m in LogEntryMedia.objects.all()}
+    assert statuses[busy.pk] == "processing"
+    assert {statuses[m.pk] for m in (silent, killed, never_beat)} == {"pending"}
+    assert sorted(queued_ids()) == sorted([silent.pk, killed.pk, never_beat.pk])
+
+
+def test_a_worker_that_lost_its_video_cannot_mark_it_ready(machine):
+    media = make_video(machine, status="processing", attempts=1, worker="slow:1:aaaaaa")
+    media.refresh_from_db()
+    # The stale reset gave it to another worker meanwhile.
+    LogEntryMedia.objects.filter(pk=media.pk).update(worker="fast:2:bbbbbb")
+    assert not media.mark_ready(video_name="v.mp4", poster_name="p.jpg", duration=1.0,
+                                width=2, height=2)  # fmt: skip
+    media.refresh_from_db()
+    assert media.transcode_status == "processing" and media.worker == "fast:2:bbbbbb"
 
 
 def test_pending_with_nothing_queued_is_enqueued_once(machine, django_capture_on_commit_callbacks):

@@ -68,7 +68,7 @@ def ffmpeg_running() -> bool:
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             argv = cmdline.read_bytes().split(b"\0")
-            if argv[0] == b"ffmpeg" and any(b"/originals/" in arg for arg in argv):
+            if argv[0] == b"ffmpeg" and any(b"/original." in arg for arg in argv):
                 return True
         except OSError:
             continue

@@ -23,6 +23,12 @@ class Code(enum.StrEnum):
     TOO_LONG = "too_long", "This video is longer than {duration}."
     TOO_LARGE = "too_large", "This video's picture is larger than {width} by {height} pixels."
     TOO_FAST = "too_fast", "This video has more than {fps:g} frames per second."
+    TOO_COSTLY = (
+        "too_costly",
+        "This video is too long and too detailed for this server to convert within {limit}"
+        " (it would take at least {minutes} minutes). Trim it, or record at a lower"
+        " resolution or frame rate.",
+    )
     DAMAGED = "damaged", "The video file is damaged or incomplete."
     TIMEOUT = "timeout", "Processing took too long."
     RESOURCES = (
@@ -35,6 +41,12 @@ class Code(enum.StrEnum):
     FAILED = "failed", "The video could not be converted."
     # Raised by the worker, not the pipeline:
     MISSING_ORIGINAL = "missing_original", "The uploaded file is missing. Upload the video again."
+    FILE_TOO_LARGE = (
+        "file_too_large",
+        "This video is larger than {mb} MB, the most we accept for one file.",
+    )
+    # Not a failure: the video waits in line with this reason (shown in the admin).
+    STORE_UNAVAILABLE = "store_unavailable", "The file store did not answer; we will try again."
     GAVE_UP = "gave_up", "We tried {attempts} times and could not process this video."
     # What the page shows for a failed item that carries no reason (it never should).
     UNKNOWN = "unknown", "We could not process this file."

@@ -223,7 +223,11 @@ WORKER_HEARTBEAT_MINUTES = 1
 # A running transcode holds the only worker thread (the heartbeat chore waits behind it), so
 # its progress also beats, at most this often: a little under the heartbeat period.
 WORKER_PROGRESS_BEAT_SECONDS = WORKER_HEARTBEAT_MINUTES * 60 - 10
-# No heartbeat for this long: the worker is dead (allows one missed beat).
+# Each worker process also writes its own heartbeat row this often, from a thread of its own
+# (health.start_beating), whatever its worker thread is busy with.
+WORKER_BEAT_SECONDS = env_float("WORKER_BEAT_SECONDS", 15)
+# No heartbeat for this long: the worker is dead (allows one missed beat of the chore); its
+# videos go back in line (chores.reset_stale_transcodes), /healthz counts it out.
 WORKER_HEARTBEAT_MAX_AGE = env_int("WORKER_HEARTBEAT_MAX_AGE", 150)
 # Sentry Crons: an issue after 2 missed check-ins, each allowed 3 minutes late.
 SENTRY_CRONS_MONITOR_CONFIG = {
@@ -233,8 +237,14 @@ SENTRY_CRONS_MONITOR_CONFIG = {
     "failure_issue_threshold": 2,
     "recovery_threshold": 1,
 }
-# A video pending, or processing without a sign of life, this long is "stuck" (healthz 503).
+# A video processing without a sign of life this long is "stuck" (healthz 503); one pending
+# this long is "waiting" while a worker makes progress on another, "stuck" when none does.
 STUCK_AFTER_SECONDS = env_int("STUCK_AFTER_SECONDS", 15 * 60)
+# ... and stuck anyway once it has waited this long, busy worker or not (queue far too long).
+WAITING_MAX_SECONDS = env_int("WAITING_MAX_SECONDS", 3 * 3600)
+# Shortest first: a video whose estimated conversion (a lower bound, plan.estimate_cost) is
+# longer than this goes back in line behind the videos waiting (tasks.LONG_JOB_PRIORITY).
+TRANSCODE_SHORT_JOB_SECONDS = env_int("TRANSCODE_SHORT_JOB_SECONDS", 120)
 # huey crontab() arguments of the periodic chores (tasks.py).
 WORKER_SCHEDULES = {
     "write_heartbeat": {"minute": f"*/{WORKER_HEARTBEAT_MINUTES}"},
@@ -289,6 +299,33 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# --- Media storage: DATA_DIR/media or an S3-compatible bucket (the_flip/storage.py) ---------
+
+# Set: every stored file (originals, videos, posters, photos) lives in this bucket; the
+# endpoint and credentials are the standard AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID,
+# AWS_SECRET_ACCESS_KEY and AWS_REGION that boto3 reads (`fly storage create` sets them all).
+BUCKET_NAME = os.environ.get("BUCKET_NAME", "").strip()
+# /media/... answers a redirect to a signed bucket URL valid this long (seconds).
+MEDIA_URL_EXPIRY_SECONDS = env_int("MEDIA_URL_EXPIRY_SECONDS", 600)
+# The ACL of new objects; empty for stores without ACLs (the bucket's default applies).
+BUCKET_ACL = os.environ.get("BUCKET_ACL", "private").strip()
+# /healthz asks the bucket whether it answers at most this often (seconds, per process).
+STORAGE_HEALTH_CACHE_SECONDS = env_float("STORAGE_HEALTH_CACHE_SECONDS", 5)
+# A transcode that could not reach the file store is tried again this much later (seconds).
+STORAGE_RETRY_SECONDS = env_int("STORAGE_RETRY_SECONDS", 60)
+if BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "the_flip.storage.MediaBucket",
+        "OPTIONS": {
+            "bucket_name": BUCKET_NAME,
+            # None: boto3 reads AWS_ENDPOINT_URL_S3 itself; passed on so checks can name it.
+            "endpoint_url": os.environ.get("AWS_ENDPOINT_URL_S3") or None,
+            "region_name": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+            "default_acl": BUCKET_ACL or None,
+            "querystring_expire": MEDIA_URL_EXPIRY_SECONDS,
+        },
+    }
 
 # --- Uploads --------------------------------------------------------------------------------
 
@@ -348,6 +385,11 @@ TRANSCODE_LIMITS = Limits(
     # TRANSCODE_CPUS, TRANSCODE_LARGE_LOOKAHEAD override them.
     cpus=sizing.transcode_cpus(),
     large_rc_lookahead=sizing.large_rc_lookahead(),
+    # This machine's speed for the up-front cost estimate (a video that cannot finish within
+    # the timeout is refused): output pixels per CPU-second, measured with bench/cost.py.
+    pixels_per_cpu_second=env_float(
+        "TRANSCODE_PIXELS_PER_CPU_SECOND", Limits.pixels_per_cpu_second
+    ),
 )
 TRANSCODE_WORK_DIR = DATA_DIR / "tmp" / "transcode"
 

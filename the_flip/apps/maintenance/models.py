@@ -30,6 +30,11 @@ def generated_name(folder: str, suffix: str) -> str:
     return f"{folder}/{day}/{uuid.uuid4().hex}{suffix}"
 
 
+def served_url(name: str) -> str:
+    """The URL on our host that serves a stored file (see serving.serve_media)."""
+    return reverse("media-file", kwargs={"path": name})
+
+
 def upload_to(instance: "LogEntryMedia", filename: str) -> str:
     folder = "originals" if instance.kind == LogEntryMedia.Kind.VIDEO else "photos"
     return generated_name(folder, PurePosixPath(filename).suffix.lower()[:8])
@@ -114,6 +119,9 @@ class LogEntryMedia(models.Model):
     error_detail = models.TextField(blank=True, help_text="ffmpeg's last words, for admins")
     source_summary = models.CharField(max_length=255, blank=True, help_text="What ffprobe saw")
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The worker process (health.worker_identity) that holds it while processing: the stale
+    # reset takes a video back only when that worker's own heartbeat says it died.
+    worker = models.CharField(max_length=120, blank=True)
     processing_started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -137,22 +145,25 @@ class LogEntryMedia(models.Model):
     def is_ready(self) -> bool:
         return self.transcode_status == self.Status.READY
 
+    # URLs on our host, whatever the storage: /media/... checks the login, then serves the
+    # file or redirects to a short-lived signed bucket URL (FieldFile.url would be the
+    # bucket's own, which never expires from the page's point of view and skips the login).
     @property
     def video_url(self) -> str | None:
         if self.is_video and self.is_ready and self.transcoded_file:
-            return self.transcoded_file.url
+            return served_url(self.transcoded_file.name)
         return None
 
     @property
     def poster_url(self) -> str | None:
         if self.is_video and self.is_ready and self.poster_file:
-            return self.poster_file.url
+            return served_url(self.poster_file.name)
         return None
 
     @property
     def photo_url(self) -> str | None:
         if not self.is_video and self.is_ready and self.file:
-            return self.file.url
+            return served_url(self.file.name)
         return None
 
     def get_absolute_url(self) -> str:
@@ -177,15 +188,20 @@ class LogEntryMedia(models.Model):
 
     # --- State transitions (queryset updates: the web and the worker write concurrently) --
 
-    def _update(self, only_from: tuple[str, ...] = (), **fields) -> bool:
+    def _update(
+        self, only_from: tuple[str, ...] = (), held_by: str | None = None, **fields
+    ) -> bool:
         """Write fields to this row only, and, with ``only_from``, only while the row is still
         in one of those states (so two workers, or a worker and a reset, never both win the
-        same transition). False when no row matched: deleted meanwhile, or someone else won;
-        this instance is then left as it was."""
+        same transition), and, with ``held_by``, only while that worker holds it. False when
+        no row matched: deleted meanwhile, or someone else won; this instance is then left
+        as it was."""
         fields.setdefault("updated_at", timezone.now())
         rows = LogEntryMedia.objects.filter(pk=self.pk)
         if only_from:
             rows = rows.filter(transcode_status__in=only_from)
+        if held_by is not None:
+            rows = rows.filter(worker=held_by)
         if not rows.update(**fields):
             return False
         computed = [name for name, value in fields.items() if hasattr(value, "resolve_expression")]
@@ -196,13 +212,14 @@ class LogEntryMedia(models.Model):
             self.refresh_from_db(fields=computed)
         return True
 
-    def start_processing(self) -> bool:
-        """pending → processing, counting one attempt. False when someone else has it (or it
-        is gone): the caller must then leave it alone."""
+    def start_processing(self, worker: str = "") -> bool:
+        """pending → processing by ``worker``, counting one attempt. False when someone else
+        has it (or it is gone): the caller must then leave it alone."""
         now = timezone.now()
         return self._update(
             (self.Status.PENDING,),
             transcode_status=self.Status.PROCESSING,
+            worker=worker,
             attempts=models.F("attempts") + 1,
             processing_started_at=now,
             heartbeat_at=now,
@@ -211,9 +228,15 @@ class LogEntryMedia(models.Model):
             error_detail="",
         )
 
-    def record_progress(self, percent: int) -> None:
-        """Called about once a second by the pipeline; doubles as the worker's heartbeat."""
-        self._update(progress=max(0, min(99, int(percent))), heartbeat_at=timezone.now())
+    def record_progress(self, percent: int) -> bool:
+        """Called about once a second by the pipeline; doubles as the worker's heartbeat.
+        False when the row is gone (the maintainer deleted it) or no longer ``processing``
+        (reset, failed, retried elsewhere): the caller must then stop converting it."""
+        return self._update(
+            (self.Status.PROCESSING,),
+            progress=max(0, min(99, int(percent))),
+            heartbeat_at=timezone.now(),
+        )
 
     def mark_ready(
         self,
@@ -227,8 +250,12 @@ class LogEntryMedia(models.Model):
     ) -> bool:
         """processing → ready in one write: the outputs recorded and ``file`` (the original)
         cleared together, so no ready row ever points at an original. The caller deletes the
-        original's file afterwards; if it crashes first, the orphan chore does."""
+        original's file afterwards; if it crashes first, the orphan chore does. Only while
+        this instance's worker still holds it: a worker the stale reset gave up on must not
+        overwrite the one that took over."""
         return self._update(
+            (self.Status.PROCESSING,),
+            held_by=self.worker,
             file="",
             source_summary=source_summary[:255],
             transcoded_file=video_name,
@@ -252,11 +279,12 @@ class LogEntryMedia(models.Model):
             error_detail=detail[-DETAIL_KEPT:],
         )
 
-    def mark_pending(self, *, count_attempt: bool = True) -> bool:
+    def mark_pending(self, *, count_attempt: bool = True, reason: str = "") -> bool:
         """processing → pending (back in line): a worker stopped mid-transcode, or a reset
-        found it stale. A graceful stop (a deploy) passes count_attempt=False: that attempt
-        was not the video's fault and does not count towards giving up."""
-        fields = {"transcode_status": self.Status.PENDING, "progress": None}
+        found it stale, or the file store did not answer (``reason`` says so in the admin).
+        A graceful stop (a deploy) passes count_attempt=False: that attempt was not the
+        video's fault and does not count towards giving up."""
+        fields = {"transcode_status": self.Status.PENDING, "progress": None, "error": reason}
         if not count_attempt:
             fields["attempts"] = Greatest(models.F("attempts") - 1, 0)
         return self._update((self.Status.PROCESSING, self.Status.PENDING), **fields)

@@ -4,19 +4,23 @@ iOS Safari refuses to play a video whose server does not answer ``Range`` reques
 ``206 Partial Content``; every browser uses ranges to seek. Django's own static ``serve`` view
 does not do ranges, so this small one does: one byte range per request (all media players ask
 for), ``HEAD``, and ``If-Modified-Since``. Files are read through the storage API only.
+With media in a bucket, the login is checked here and the bytes come from the bucket: a
+redirect to a short-lived signed URL.
 """
 
 import re
 from pathlib import PurePosixPath
 
+from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import Storage, default_storage
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.cache import get_conditional_response
 from django.utils.http import http_date
 from django.views.decorators.http import require_safe
 
 from the_flip.apps.accounts.decorators import maintainer_required
+from the_flip.storage import is_bucket, signed_url
 
 # Only finished outputs are served (never the originals or the worker's temp files): MP4
 # videos, JPEG posters and photos.
@@ -84,7 +88,20 @@ def serve_media(request: HttpRequest, path: str) -> HttpResponse:
     name = servable_name(path)
     if name is None:
         raise Http404("No such file")
+    if is_bucket(default_storage):
+        return redirect_to_bucket(name)
     return stored_file_response(request, default_storage, name)
+
+
+def redirect_to_bucket(name: str) -> HttpResponse:
+    """Media in a bucket: after the login check, send the browser to a short-lived signed
+    URL, so video bytes never pass through gunicorn and Range requests go to the bucket
+    (which answers 206 with the object's Content-Type). No HEAD first: the bucket answers
+    404 itself. The redirect may be cached for a quarter of the URL's lifetime, so a player
+    re-fetching ranges never holds an expired one."""
+    response = HttpResponseRedirect(signed_url(name))
+    response["Cache-Control"] = f"private, max-age={settings.MEDIA_URL_EXPIRY_SECONDS // 4}"
+    return response
 
 
 def stored_file_response(request: HttpRequest, storage: Storage, name: str) -> HttpResponse:

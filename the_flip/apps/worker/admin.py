@@ -7,7 +7,7 @@ from .models import TaskRecord, WorkerHeartbeat
 
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(admin.ModelAdmin):
-    list_display = ["beat_at", "pid"]
+    list_display = ["worker", "host", "pid", "started_at", "beat_at"]
 
 
 @admin.register(TaskRecord)

@@ -2,8 +2,8 @@
 
 - reset_stale_transcodes: nothing is ever lost or stuck (huey alone is at-most-once). It
   decides which videos go back in the queue; tasks.py queues them (the one place that does).
-- prune_task_records, remove_orphaned_files, remove_stale_temp_files,
-  expire_partial_uploads: nothing piles up.
+- prune_task_records, remove_orphaned_files (local folder or bucket), remove_stale_temp_files,
+  expire_partial_uploads, and health.prune_heartbeats: nothing piles up.
 """
 
 import contextlib
@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.db.models import Q
 from django.utils import timezone
 
@@ -26,7 +26,9 @@ from the_flip.apps.maintenance.models import (
     PartialUpload,
     delete_partial_prefix,
 )
+from the_flip.storage import abort_stale_multipart_uploads, is_bucket
 
+from . import health
 from .models import TaskRecord
 from .queue import queued_media_ids
 from .transcoding import give_up
@@ -52,9 +54,12 @@ class StaleReset:
 def reset_stale_transcodes(stale_after: float | None = None) -> StaleReset:
     """Put videos whose worker died back in line, and pick videos nobody is going to take.
 
-    - ``processing`` whose heartbeat (written ~1/s while ffmpeg runs) is older than
-      ``stale_after`` seconds (TRANSCODE_STALE_SECONDS): the worker died (SIGKILL, OOM,
-      power). Back to pending and re-enqueued.
+    - ``processing`` whose worker is gone (its own heartbeat row is stale, or its process
+      is not there: health.holder_is_alive) and whose progress heartbeat (~1/s while ffmpeg
+      runs) is older than ``stale_after`` seconds (TRANSCODE_STALE_SECONDS): the worker died
+      (SIGKILL, OOM, power). Back to pending and re-enqueued. A video whose worker is alive
+      is never taken, however long its download, probe or upload keeps it quiet: several
+      workers may share the database.
     - ``pending`` for longer than TRANSCODE_REQUEUE_PENDING_SECONDS with no task for it in
       the queue: the task was lost (dequeued by a worker that then died). Re-enqueued.
     - Either one after TRANSCODE_MAX_ATTEMPTS attempts: failed, original kept, Sentry told.
@@ -69,7 +74,10 @@ def reset_stale_transcodes(stale_after: float | None = None) -> StaleReset:
         Q(heartbeat_at__lt=now - timedelta(seconds=stale_after)) | Q(heartbeat_at__isnull=True)
     )
     queued = queued_media_ids()
+    live = health.live_workers()
     for media in stale:
+        if health.holder_is_alive(media.worker, live):
+            continue
         TaskRecord.objects.filter(
             media=media, state__in=[TaskRecord.State.RUNNING, TaskRecord.State.QUEUED]
         ).update(
@@ -104,9 +112,10 @@ def reset_stale_transcodes(stale_after: float | None = None) -> StaleReset:
 
 
 def prune_task_records() -> int:
-    """Keep the last TASK_RECORDS_KEEP_SUCCEEDED successes (and as many skipped runs, counted
-    apart) and TASK_RECORDS_KEEP_FAILED_DAYS of failures; records of tasks lost
-    (TASK_RECORDS_LOST_AFTER_SECONDS still queued or running) become failures first."""
+    """Keep the last TASK_RECORDS_KEEP_SUCCEEDED successes (and as many skipped runs, and
+    cancelled ones, each counted apart) and TASK_RECORDS_KEEP_FAILED_DAYS of failures;
+    records of tasks lost (TASK_RECORDS_LOST_AFTER_SECONDS still queued or running) become
+    failures first."""
     now = timezone.now()
     lost_before = now - timedelta(seconds=settings.TASK_RECORDS_LOST_AFTER_SECONDS)
     TaskRecord.objects.filter(state__in=[TaskRecord.State.QUEUED, TaskRecord.State.RUNNING]).filter(
@@ -114,7 +123,7 @@ def prune_task_records() -> int:
     ).update(state=TaskRecord.State.INTERRUPTED, finished_at=now, error="lost: never finished")
     keep = settings.TASK_RECORDS_KEEP_SUCCEEDED
     deleted = 0
-    for state in (TaskRecord.State.SUCCEEDED, TaskRecord.State.SKIPPED):
+    for state in (TaskRecord.State.SUCCEEDED, TaskRecord.State.SKIPPED, TaskRecord.State.CANCELLED):
         records = TaskRecord.objects.filter(state=state)
         newest = list(records.order_by("-id").values_list("id", flat=True)[:keep])
         deleted += records.exclude(id__in=newest).delete()[0]
@@ -129,11 +138,13 @@ def prune_task_records() -> int:
 
 
 def prune() -> dict[str, int]:
-    """The hourly clean-up: old task records, orphaned media files, stale temp files."""
+    """The hourly clean-up: old task records, orphaned media files, stale temp files, and
+    the heartbeat rows of workers gone for a day."""
     return {
         "task_records": prune_task_records(),
         "orphaned_files": len(remove_orphaned_files()),
         "temp_files": len(remove_stale_temp_files()),
+        "worker_heartbeats": health.prune_heartbeats(),
     }
 
 
@@ -144,34 +155,58 @@ def _older_than(path: Path, seconds: float, now: float) -> bool:
         return False
 
 
+# The folders media rows point into (maintenance.models.upload_to, transcoding). Anything
+# else in the storage belongs to someone else: tus's `partial/` to expire_partial_uploads.
+MEDIA_FOLDERS = ("originals", "videos", "posters", "photos")
+
+
+def _stored_names(storage, folder: str):
+    """Every file under ``folder``, recursively, through the storage API (local or bucket)."""
+    try:
+        folders, files = storage.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in files:
+        yield f"{folder}/{name}"
+    for sub in folders:
+        yield from _stored_names(storage, f"{folder}/{sub}")
+
+
 def remove_orphaned_files(min_age: float | None = None) -> list[str]:
-    """Delete files in MEDIA_ROOT that no media row references, once older than ``min_age``
-    seconds (ORPHAN_FILE_MIN_AGE, an hour: an upload being saved is never touched)."""
+    """Delete stored files (local folder or bucket) that no media row references, once
+    older than ``min_age`` seconds (ORPHAN_FILE_MIN_AGE, an hour: an upload being saved, or
+    an output being recorded, is never touched). On a bucket, also abort the multipart
+    uploads a process killed mid-upload left behind (invisible in listings, still stored)."""
     if min_age is None:
         min_age = settings.ORPHAN_FILE_MIN_AGE
-    root = Path(settings.MEDIA_ROOT)
-    if not root.is_dir():
-        return []
+    storage = default_storage
     referenced = set()
     for names in LogEntryMedia.objects.values_list("file", "transcoded_file", "poster_file"):
         referenced.update(name for name in names if name)
-    now, removed = time.time(), []
-    for path in root.rglob("*"):
-        if path.is_dir() or (path.is_symlink() and not path.exists()):
-            continue
-        name = path.relative_to(root).as_posix()
-        if name.startswith(PARTIAL_UPLOAD_PREFIX + "/"):
-            continue  # unfinished uploads: expire_partial_uploads owns them
-        if name in referenced or not _older_than(path, min_age, now):
-            continue
-        # Re-check just before deleting: a row may have appeared since we listed them.
-        if LogEntryMedia.objects.filter(
-            Q(file=name) | Q(transcoded_file=name) | Q(poster_file=name)
-        ).exists():
-            continue
-        path.unlink(missing_ok=True)
-        removed.append(name)
-    _remove_empty_dirs(root, min_age, now)
+    cutoff = timezone.now() - timedelta(seconds=min_age)
+    removed = []
+    for folder in MEDIA_FOLDERS:
+        for name in _stored_names(storage, folder):
+            if name in referenced:
+                continue
+            try:
+                if storage.get_modified_time(name) >= cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
+            # Re-check just before deleting: a row may have appeared since we listed them.
+            if LogEntryMedia.objects.filter(
+                Q(file=name) | Q(transcoded_file=name) | Q(poster_file=name)
+            ).exists():
+                continue
+            storage.delete(name)
+            removed.append(name)
+    if is_bucket(storage):
+        aborted = abort_stale_multipart_uploads(storage, timedelta(seconds=min_age))
+        removed += [f"{key} (unfinished upload)" for key in aborted]
+    elif isinstance(storage, FileSystemStorage):
+        for folder in MEDIA_FOLDERS:
+            _remove_empty_dirs(Path(storage.location) / folder, min_age, time.time())
     if removed:
         log.info("removed %d orphaned media file(s): %s", len(removed), ", ".join(removed[:20]))
     return removed

@@ -1,35 +1,73 @@
-"""Is the worker healthy? One place answers, for /healthz (cheap) and check_worker (full)."""
+"""Is the worker healthy? One place answers, for /healthz (cheap) and check_worker (full).
 
+Several worker processes (machines, containers) may share one database: each has an
+identity (worker_identity) and a heartbeat row of its own; "healthy" means at least one
+live worker, and a video is taken back from its worker only when that worker is gone."""
+
+import logging
 import os
+import secrets
+import socket
 import threading
 import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import close_old_connections, connections
 from django.db.models import Max, Q
 from django.utils import timezone
 
 from the_flip.apps.maintenance.models import LogEntryMedia, PartialUpload
+from the_flip.storage import cached_bucket_problem, is_bucket
 
 from .models import TaskRecord, WorkerHeartbeat
 from .records import TRANSCODE_TASK
 
+log = logging.getLogger(__name__)
+
 _last_beat = 0.0
 _beat_lock = threading.Lock()
+_identity: tuple[int, str] | None = None
+
+
+def this_host() -> str:
+    """Hostname plus pid namespace: two workers with the same value can check each other's
+    pids (a container has its own namespace, so its pids mean nothing outside it)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{socket.gethostname()}/{namespace}"
+
+
+def worker_identity() -> str:
+    """This process as a worker: host:pid:nonce (the nonce tells a restarted process that
+    got the same pid, as in a fresh container, from the one before)."""
+    global _identity
+    pid = os.getpid()
+    if _identity is None or _identity[0] != pid:  # new process (or forked)
+        _identity = (pid, f"{socket.gethostname()}:{pid}:{secrets.token_hex(3)}")
+    return _identity[1]
+
+
+def touch() -> None:
+    """This worker is alive: its heartbeat row (the beating thread calls this)."""
+    WorkerHeartbeat.beat(worker_identity(), host=this_host(), pid=os.getpid())
 
 
 def beat(*, throttle: float = 0.0) -> bool:
-    """The consumer is alive: write the heartbeat row and check in to Sentry Crons.
+    """The consumer is alive: write its heartbeat row and check in to Sentry Crons.
 
-    Called by the heartbeat task every minute and, throttled, from a running transcode's
-    progress (a long transcode occupies the only worker thread, so the periodic task waits)."""
+    Called by the heartbeat task every minute (proof that the consumer's loop runs) and,
+    throttled, from a running transcode's progress (a long transcode occupies the only
+    worker thread, so the periodic task waits)."""
     global _last_beat
     with _beat_lock:
         now = time.monotonic()
         if throttle and now - _last_beat < throttle:
             return False
         _last_beat = now
-    WorkerHeartbeat.beat(os.getpid())
+    touch()
     if settings.SENTRY_DSN:
         from sentry_sdk.crons import capture_checkin
         from sentry_sdk.crons.consts import MonitorStatus
@@ -42,10 +80,58 @@ def beat(*, throttle: float = 0.0) -> bool:
     return True
 
 
+def start_beating(stop: threading.Event) -> threading.Thread:
+    """A thread that touches this worker's heartbeat every WORKER_BEAT_SECONDS until
+    ``stop`` is set, whatever the worker thread is busy with (a long download from the
+    bucket, ffprobe, an upload): a live worker's videos are never taken for a dead one's."""
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                close_old_connections()  # a database restart leaves a broken connection
+                touch()
+            except Exception:
+                log.warning("could not write the worker heartbeat; trying again", exc_info=True)
+            stop.wait(settings.WORKER_BEAT_SECONDS)
+        connections.close_all()
+
+    thread = threading.Thread(target=run, name="heartbeat", daemon=True)
+    thread.start()
+    return thread
+
+
+def live_workers() -> dict[str, tuple[str, int | None]]:
+    """Workers whose heartbeat is younger than WORKER_HEARTBEAT_MAX_AGE: identity -> (host,
+    pid)."""
+    since = timezone.now() - timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE)
+    rows = WorkerHeartbeat.objects.filter(beat_at__gte=since).values_list("worker", "host", "pid")
+    return {worker: (host, pid) for worker, host, pid in rows}
+
+
+def holder_is_alive(worker: str, live: dict[str, tuple[str, int | None]]) -> bool:
+    """Is the worker that holds a video still there? Its heartbeat is fresh, and, when it
+    runs where we can see its pid (same host and pid namespace), that process exists."""
+    if not worker:
+        return False  # rows from before workers had identities: only their age counts
+    if worker == worker_identity():
+        return True
+    if worker not in live:
+        return False
+    host, pid = live[worker]
+    if pid and host == this_host():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False  # killed just now (kill -9, OOM): no need to wait for its beat to age
+        except PermissionError:
+            pass
+    return True
+
+
 def heartbeat_age() -> float | None:
-    """Seconds since the consumer last showed life: its heartbeat row or a transcode's
+    """Seconds since any worker last showed life: a heartbeat row or a transcode's
     progress, whichever is newer."""
-    beat_at = WorkerHeartbeat.objects.filter(id=1).values_list("beat_at", flat=True).first()
+    beat_at = WorkerHeartbeat.objects.aggregate(latest=Max("beat_at"))["latest"]
     progress_at = LogEntryMedia.objects.filter(
         transcode_status=LogEntryMedia.Status.PROCESSING
     ).aggregate(latest=Max("heartbeat_at"))["latest"]
@@ -53,22 +139,69 @@ def heartbeat_age() -> float | None:
     return None if latest is None else max(0.0, (timezone.now() - latest).total_seconds())
 
 
+def worker_busy() -> bool:
+    """A worker is making progress: some video's progress heartbeat (written ~1/s while ffmpeg
+    runs) is fresh, i.e. younger than TRANSCODE_STALE_SECONDS."""
+    fresh = timezone.now() - timedelta(seconds=settings.TRANSCODE_STALE_SECONDS)
+    return LogEntryMedia.objects.filter(
+        transcode_status=LogEntryMedia.Status.PROCESSING, heartbeat_at__gte=fresh
+    ).exists()
+
+
+def _pending_for(seconds: float):
+    since = timezone.now() - timedelta(seconds=seconds)
+    return LogEntryMedia.objects.filter(
+        kind=LogEntryMedia.Kind.VIDEO,
+        transcode_status=LogEntryMedia.Status.PENDING,
+        updated_at__lt=since,
+    )
+
+
+def prune_heartbeats(older_than: timedelta = timedelta(days=1)) -> int:
+    """Rows of workers gone for a day (every restart or recycle is a new worker)."""
+    deleted, _ = WorkerHeartbeat.objects.filter(beat_at__lt=timezone.now() - older_than).delete()
+    return deleted
+
+
 def stuck_media():
-    """Videos waiting in line, or processing without a sign of life, for STUCK_AFTER_SECONDS.
-    A long transcode that still reports progress is not stuck."""
+    """Videos nobody makes progress on for STUCK_AFTER_SECONDS: processing without a sign of
+    life, or pending while no worker is busy. A long transcode that still reports progress is
+    busy, not stuck, and the videos waiting behind it are "waiting" (waiting_media) until
+    WAITING_MAX_SECONDS."""
     since = timezone.now() - timedelta(seconds=settings.STUCK_AFTER_SECONDS)
-    return LogEntryMedia.objects.filter(kind=LogEntryMedia.Kind.VIDEO).filter(
-        Q(transcode_status=LogEntryMedia.Status.PENDING, updated_at__lt=since)
-        | Q(transcode_status=LogEntryMedia.Status.PROCESSING, heartbeat_at__lt=since)
-        | Q(transcode_status=LogEntryMedia.Status.PROCESSING, heartbeat_at__isnull=True)
+    silent = LogEntryMedia.objects.filter(
+        Q(heartbeat_at__lt=since) | Q(heartbeat_at__isnull=True),
+        kind=LogEntryMedia.Kind.VIDEO,
+        transcode_status=LogEntryMedia.Status.PROCESSING,
+    )
+    waited = settings.WAITING_MAX_SECONDS if worker_busy() else settings.STUCK_AFTER_SECONDS
+    return silent | _pending_for(waited)
+
+
+def waiting_media():
+    """Videos pending for over STUCK_AFTER_SECONDS behind a worker that is busy: reported, not
+    a failure (that is what a queue is for) until WAITING_MAX_SECONDS."""
+    if not worker_busy():
+        return LogEntryMedia.objects.none()
+    return _pending_for(settings.STUCK_AFTER_SECONDS).exclude(
+        pk__in=_pending_for(settings.WAITING_MAX_SECONDS).values("pk")
     )
 
 
 def quick_problems() -> tuple[list[str], dict]:
-    """What /healthz checks: heartbeat fresh, nothing stuck. Two cheap indexed queries."""
+    """What /healthz checks: a live worker, nothing stuck (cheap indexed queries), and, with
+    a bucket, that it answers (asked at most every STORAGE_HEALTH_CACHE_SECONDS)."""
     problems, facts = [], {}
+    if is_bucket():
+        problem = cached_bucket_problem(settings.STORAGE_HEALTH_CACHE_SECONDS)
+        facts["storage"] = "unreachable" if problem else "ok"
+        if problem:
+            problems.append(f"storage unreachable: {problem}")
+    else:
+        facts["storage"] = "local"
     age = heartbeat_age()
     facts["worker_heartbeat_age"] = None if age is None else round(age, 1)
+    facts["workers_alive"] = len(live_workers())
     limit = settings.WORKER_HEARTBEAT_MAX_AGE
     if age is None:
         problems.append("the worker has never reported in")
@@ -76,6 +209,7 @@ def quick_problems() -> tuple[list[str], dict]:
         problems.append(f"no worker heartbeat for {int(age)} s (limit {limit} s)")
     stuck = stuck_media().count()
     facts["stuck_videos"] = stuck
+    facts["waiting_videos"] = waiting_media().count()
     if stuck:
         minutes = settings.STUCK_AFTER_SECONDS // 60
         problems.append(f"{stuck} video(s) stuck in pending/processing for over {minutes} minutes")
@@ -118,6 +252,8 @@ def full_report() -> tuple[list[str], dict]:
             f"every video in the last 24 h failed ({facts['failed_24h']}); "
             f"latest: {latest.error or 'no reason recorded'}"
         )
-    if oldest is not None and oldest > settings.STUCK_AFTER_SECONDS:
+    # Waiting behind a busy worker is what a queue is for, up to WAITING_MAX_SECONDS.
+    waited = settings.WAITING_MAX_SECONDS if worker_busy() else settings.STUCK_AFTER_SECONDS
+    if oldest is not None and oldest > waited:
         problems.append(f"the oldest queued task has waited {int(oldest // 60)} minutes")
     return problems, facts

@@ -3,18 +3,31 @@ from django.utils import timezone
 
 
 class WorkerHeartbeat(models.Model):
-    """One row, touched by the consumer every minute: proof the worker is alive."""
+    """One row per worker process, touched every WORKER_BEAT_SECONDS by a thread of its own
+    (and by the every-minute heartbeat task): proof that this worker is alive, read by
+    /healthz ("any live worker") and by the stale reset (is a video's holder still there?).
+    A restarted process is a new worker (its identity has a fresh nonce); rows of workers
+    gone for a day are pruned."""
 
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
-    beat_at = models.DateTimeField()
+    worker = models.CharField(max_length=120, unique=True, help_text="host:pid:nonce")
+    host = models.CharField(
+        max_length=200, help_text="hostname/pid namespace: pids are comparable only within one"
+    )
     pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    beat_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-beat_at"]
 
     def __str__(self) -> str:
-        return f"worker heartbeat at {self.beat_at:%Y-%m-%d %H:%M:%S}"
+        return f"worker {self.worker} at {self.beat_at:%Y-%m-%d %H:%M:%S}"
 
     @classmethod
-    def beat(cls, pid: int | None = None) -> None:
-        cls.objects.update_or_create(id=1, defaults={"beat_at": timezone.now(), "pid": pid})
+    def beat(cls, worker: str, *, host: str = "", pid: int | None = None) -> None:
+        cls.objects.update_or_create(
+            worker=worker, defaults={"beat_at": timezone.now(), "host": host, "pid": pid}
+        )
 
 
 class TaskRecord(models.Model):
@@ -32,6 +45,9 @@ class TaskRecord(models.Model):
         # another worker (a duplicate delivery). Not a success: it must not push real
         # successes out of the task log.
         SKIPPED = "skipped"
+        # Stopped mid-conversion because the video left `processing` under it (deleted by a
+        # maintainer, or reset): ffmpeg was killed and the outputs thrown away. Not a failure.
+        CANCELLED = "cancelled"
         FAILED = "failed"
         INTERRUPTED = "interrupted"
 

@@ -6,49 +6,86 @@ task (tasks.py) records it and, if asked, re-queues.
 """
 
 import logging
-import os
 import shutil
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import sentry_sdk
 from django.conf import settings
+from django.core.files import File
 
 from the_flip import media as pipeline
 from the_flip.apps.maintenance.models import LogEntryMedia, generated_name
 from the_flip.media.errors import DETAIL_LOGGED, DETAIL_REPORTED, Code
+from the_flip.storage import STORE_ERRORS
 
 from . import health
 from .models import TaskRecord
 
 log = logging.getLogger(__name__)
 
+COPY_CHUNK = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Outcome:
     """How one transcode run ended, for the task log; ``requeue``: the caller must put the
-    video back in the queue (the worker was stopping)."""
+    video back in the queue (the worker was stopping, the file store did not answer, or the
+    job was put off), ``retry_in`` seconds from now, behind the short jobs when ``long_job``."""
 
     state: TaskRecord.State
     attempt: int | None = None
     error: str = ""
     stderr_tail: str = ""
     requeue: bool = False
+    retry_in: float = 0
+    long_job: bool = False
 
     @classmethod
     def of(cls, state: TaskRecord.State, media: LogEntryMedia | None = None, **fields) -> "Outcome":
         return cls(state, attempt=media.attempts if media is not None else None, **fields)
 
 
-def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Outcome:
+class _JobCancel:
+    """When this job's ffmpeg must stop (the pipeline polls ``is_set`` every 50 ms): the
+    worker is stopping (``stopping``, process-wide), or a progress write found the video
+    deleted or no longer ``processing`` (``video_left``, this job only)."""
+
+    def __init__(self, stopping: threading.Event | None) -> None:
+        self.stopping = stopping
+        self.video_left = threading.Event()
+
+    def is_set(self) -> bool:
+        return self.video_left.is_set() or (self.stopping is not None and self.stopping.is_set())
+
+
+class _PutOff(Exception):
+    """A long job found shorter ones waiting: it goes back in line behind them."""
+
+    def __init__(self, cost: "pipeline.Cost") -> None:
+        super().__init__(f"put off: about {cost.wall_seconds / 60:.0f} minutes of converting")
+        self.cost = cost
+
+
+def transcode_video(
+    media_id: int,
+    cancel: threading.Event | None = None,
+    *,
+    may_put_off: Callable[[], bool] | None = None,
+) -> Outcome:
     """Transcode one uploaded video; return how it ended.
 
     Safe to call twice for the same id (a duplicate delivery finds it taken, ready or failed
-    and is skipped), and safe when the maintainer deletes the video meanwhile (the outputs are
-    thrown away). Setting ``cancel`` (the worker is stopping) kills ffmpeg and puts the video
-    back in line, to be re-queued, without counting the attempt.
+    and is skipped), and safe when the maintainer deletes the video meanwhile: the next
+    progress write (~1/s) finds the row gone, ffmpeg is killed and the outputs are thrown
+    away. Setting ``cancel`` (the worker is stopping) kills ffmpeg and puts the video back in
+    line, to be re-queued, without counting the attempt. A video whose estimated conversion
+    exceeds TRANSCODE_SHORT_JOB_SECONDS is put back in line behind shorter ones (attempt not
+    counted) when ``may_put_off()`` says others are waiting.
     """
     State = TaskRecord.State
     media = LogEntryMedia.objects.filter(pk=media_id, kind=LogEntryMedia.Kind.VIDEO).first()
@@ -61,14 +98,14 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
     if cancel is not None and cancel.is_set():
         # The worker is stopping: leave it for the next one.
         return Outcome.of(State.INTERRUPTED, media, requeue=True)
-    if not media.file or not Path(media.file.path).is_file():
+    if not media.file:
         media.mark_failed(Code.MISSING_ORIGINAL.reason())
         return Outcome.of(State.FAILED, media, error=media.error)
     max_attempts = settings.TRANSCODE_MAX_ATTEMPTS
     if media.attempts >= max_attempts:
         give_up(media, max_attempts)
         return Outcome.of(State.FAILED, media, error=media.error)
-    if not media.start_processing():
+    if not media.start_processing(worker=health.worker_identity()):
         log.info("media %s: taken by another worker; skipping", media_id)
         return Outcome.of(State.SKIPPED, media, error="skipped: taken by another worker")
 
@@ -76,19 +113,34 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
     work_root = Path(settings.TRANSCODE_WORK_DIR)
     work_root.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"media-{media_id}-", dir=work_root))
+    job_cancel = _JobCancel(cancel)
     try:
+        source = _fetch_original(media, workdir)
         result = pipeline.transcode(
-            Path(media.file.path),
+            source,
             workdir,
             target=settings.TRANSCODE_TARGET,
             limits=settings.TRANSCODE_LIMITS,
-            on_progress=lambda percent: _progress(media, percent),
-            cancel=cancel,
+            on_progress=lambda percent: _progress(media, percent, job_cancel),
+            cancel=job_cancel,
+            on_plan=lambda plan: _put_off_if_long(plan, may_put_off),
         )
         if not _store_result(media, result):
             return Outcome.of(State.SKIPPED, media, error="gone: deleted during its transcode")
         return Outcome.of(State.SUCCEEDED, media, stderr_tail=result.stderr_tail)
+    except _PutOff as put_off:
+        media.mark_pending(count_attempt=False)
+        log.info("media %s: %s; shorter videos go first", media_id, put_off)
+        return Outcome.of(
+            State.SKIPPED,
+            media,
+            error=f"{put_off}; queued again behind shorter videos",
+            requeue=True,
+            long_job=True,
+        )
     except pipeline.TranscodeCancelled:
+        if job_cancel.video_left.is_set():
+            return _left_while_converting(media)
         # A deploy or a restart, not the video's fault: back in line, attempt not counted.
         media.mark_pending(count_attempt=False)
         log.info("media %s: transcode stopped (worker stopping); queued again", media_id)
@@ -98,6 +150,23 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
             error="stopped: the worker was shutting down",
             requeue=True,
         )
+    except FileNotFoundError:  # the original is not in storage (any more)
+        if not media.mark_failed(Code.MISSING_ORIGINAL.reason()):
+            return _left_while_converting(media)  # deleted while we fetched it
+        return Outcome.of(State.FAILED, media, error=media.error)
+    except STORE_ERRORS as error:
+        # The bucket did not answer: not the video's fault. Back in line with the reason
+        # showing in the admin, attempt not counted, tried again in STORAGE_RETRY_SECONDS.
+        log.warning("media %s: the file store did not answer (%s); retrying later", media_id, error)
+        reason = Code.STORE_UNAVAILABLE.reason()
+        media.mark_pending(count_attempt=False, reason=reason)
+        return Outcome.of(
+            State.INTERRUPTED,
+            media,
+            error=f"{reason} ({error})",
+            requeue=True,
+            retry_in=settings.STORAGE_RETRY_SECONDS,
+        )
     except pipeline.MediaError as failure:
         _record_failure(media, failure)
         return Outcome.of(State.FAILED, media, error=failure.reason, stderr_tail=failure.detail)
@@ -105,12 +174,40 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _progress(media: LogEntryMedia, percent: int) -> None:
+def _progress(media: LogEntryMedia, percent: int, job_cancel: _JobCancel) -> None:
     """About once a second while ffmpeg runs: the row's progress and heartbeat, and, at most
     once a minute, the worker's own heartbeat and Crons check-in (a long transcode holds the
-    only worker thread, so the every-minute heartbeat task waits behind it)."""
-    media.record_progress(percent)
+    only worker thread, so the every-minute heartbeat task waits behind it). When the write
+    matches no ``processing`` row, the video was deleted or taken away: stop ffmpeg."""
+    if not media.record_progress(percent):
+        job_cancel.video_left.set()
+        return
     health.beat(throttle=settings.WORKER_PROGRESS_BEAT_SECONDS)
+
+
+def _put_off_if_long(plan: "pipeline.Plan", may_put_off: Callable[[], bool] | None) -> None:
+    """Before ffmpeg starts: a long job goes behind the shorter ones waiting (if any)."""
+    cost = plan.cost
+    if cost is None or may_put_off is None:
+        return
+    if cost.wall_seconds > settings.TRANSCODE_SHORT_JOB_SECONDS and may_put_off():
+        raise _PutOff(cost)
+
+
+def _left_while_converting(media: LogEntryMedia) -> Outcome:
+    """ffmpeg was stopped because the row left ``processing``: deleted (its files went with
+    it; ours are in the work dir, removed by the caller) or reset/retried by someone else,
+    who now owns it. Either way nothing is stored and the row is left alone."""
+    status = (
+        LogEntryMedia.objects.filter(pk=media.pk).values_list("transcode_status", flat=True).first()
+    )
+    if status is None:
+        log.info("media %s: deleted while converting; ffmpeg stopped, outputs discarded", media.pk)
+        why = "cancelled: the video was deleted while converting; ffmpeg stopped"
+    else:
+        log.info("media %s: became %s while converting; ffmpeg stopped", media.pk, status)
+        why = f"cancelled: the video became {status} while converting; ffmpeg stopped"
+    return Outcome.of(TaskRecord.State.CANCELLED, media, error=why)
 
 
 def give_up(media: LogEntryMedia, attempts: int) -> bool:
@@ -132,13 +229,53 @@ def give_up(media: LogEntryMedia, attempts: int) -> bool:
     return True
 
 
+def _fetch_original(media: LogEntryMedia, workdir: Path) -> Path:
+    """Copy the original from storage (local folder or bucket) into the scratch dir, where
+    ffmpeg can read it, in chunks, refusing anything over the upload cap (a file put in
+    storage by other means, or a bucket object that changed). The row's heartbeat is touched
+    while a big download runs, so nobody takes it for a dead transcode."""
+    name = media.file.name
+    destination = workdir / ("original" + PurePosixPath(name).suffix.lower()[:8])
+    cap, copied, touched = settings.MAX_UPLOAD_BYTES, 0, time.monotonic()
+    with media.file.storage.open(name, "rb") as stored, destination.open("wb") as scratch:
+        while chunk := stored.read(COPY_CHUNK):
+            copied += len(chunk)
+            if copied > cap:
+                raise pipeline.MediaError(Code.FILE_TOO_LARGE, mb=cap // (1024 * 1024))
+            scratch.write(chunk)
+            if time.monotonic() - touched >= 1:
+                media.record_progress(0)
+                touched = time.monotonic()
+    return destination
+
+
+class _ScratchFile(File):
+    """A finished output in the scratch dir. ``temporary_file_path`` lets FileSystemStorage
+    move it into place (a rename: same volume) instead of copying; a bucket uploads it."""
+
+    def temporary_file_path(self) -> str:
+        return self.file.name
+
+
+def _store_output(source: Path, folder: str, suffix: str, storage) -> str:
+    with _ScratchFile(source.open("rb")) as output:
+        return storage.save(generated_name(folder, suffix), output)
+
+
 def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> bool:
-    """Record the outputs (ready) and delete the original; False when the video was deleted
-    while we worked (the outputs are thrown away)."""
-    video_name = _move_into_media(result.video_path, "videos", ".mp4")
-    poster_name = _move_into_media(result.poster_path, "posters", ".jpg")
+    """Store the outputs, record them (ready) and delete the original; False when the video
+    was deleted, or given to another worker, while we worked (the outputs are thrown away)."""
+    storage = media.file.storage
+    stored: list[str] = []
+    try:
+        stored.append(_store_output(result.video_path, "videos", ".mp4", storage))
+        stored.append(_store_output(result.poster_path, "posters", ".jpg", storage))
+    except BaseException:
+        _delete_quietly(storage, stored)  # else the orphan chore would, an hour later
+        raise
+    video_name, poster_name = stored
     original = media.file.name
-    stored = media.mark_ready(
+    recorded = media.mark_ready(
         video_name=video_name,
         poster_name=poster_name,
         duration=result.duration,
@@ -146,13 +283,12 @@ def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> b
         height=result.height,
         source_summary=result.info.summary(),
     )
-    if not stored:  # deleted while we worked
-        for name in (video_name, poster_name, original):
-            media.file.storage.delete(name)
-        log.info("media %s: deleted during transcode; outputs discarded", media.pk)
+    if not recorded:
+        _delete_quietly(storage, stored)
+        log.info("media %s: deleted or taken over during transcode; outputs discarded", media.pk)
         return False
     # The original goes only now that the playable copy is safely recorded.
-    media.file.storage.delete(original)
+    _delete_quietly(storage, [original])
     log.info(
         "media %s: ready (%s, %dx%d, %.1fs)",
         media.pk,
@@ -164,13 +300,13 @@ def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> b
     return True
 
 
-def _move_into_media(source: Path, folder: str, suffix: str) -> str:
-    name = generated_name(folder, suffix)
-    destination = Path(settings.MEDIA_ROOT) / name
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(source, destination)  # a rename: the work dir is on the same volume
-    os.chmod(destination, 0o644)
-    return name
+def _delete_quietly(storage, names: list[str]) -> None:
+    """Best effort: what cannot be deleted now is an orphan the hourly chore removes."""
+    for name in names:
+        try:
+            storage.delete(name)
+        except (OSError, *STORE_ERRORS) as error:
+            log.warning("could not delete %s now (%s); the orphan chore will", name, error)
 
 
 def _record_failure(media: LogEntryMedia, failure: "pipeline.MediaError") -> None:

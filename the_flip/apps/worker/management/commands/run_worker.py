@@ -4,21 +4,33 @@ SIGTERM/SIGINT, recycling after WORKER_MAX_TASKS tasks. Takes run_huey's options
 overrides the recycle count (0: never)."""
 
 import logging
+import threading
 import time
 
 from django.conf import settings
 from django.db import close_old_connections, connections
-from django.db.models import Max
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 from huey.consumer_options import ConsumerConfig
 from huey.contrib.djhuey.management.commands.run_huey import Command as RunHuey
+
+from the_flip.apps.worker import health
 
 log = logging.getLogger("the_flip.worker")
 
 
 class Command(RunHuey):
     help = "Run the huey consumer with graceful stop, stale-work reset and recycling."
+
+    def get_check_kwargs(self, options) -> dict:
+        """Every system check except the bucket's: a file store down for a minute must not
+        stop the worker from starting (its transcodes wait and retry); `migrate` and
+        `manage.py check` report a misconfigured bucket at start."""
+        from django.core.checks.registry import registry
+
+        from the_flip.storage import CHECK_TAG
+
+        return {"tags": [tag for tag in registry.tags_available() if tag != CHECK_TAG]}
 
     def handle(self, *args, **options):
         from huey.contrib.djhuey import HUEY
@@ -51,24 +63,36 @@ class Command(RunHuey):
             min_lifetime=settings.WORKER_MIN_LIFETIME,
             **values,
         )
+        stop_beating = threading.Event()
+        health.start_beating(stop_beating)
         startup_reset()
         connections.close_all()  # the main thread's connection; threads open their own
-        consumer.run()
+        try:
+            consumer.run()
+        finally:
+            stop_beating.set()
 
 
 def startup_reset() -> None:
     """Videos left `processing` by a worker that died (kill -9, OOM, power) go back in line
-    now, not a few minutes later. A live worker's progress heartbeat is at most ~1 s old, so
-    anything older than WORKER_STARTUP_STALE_SECONDS is dead; we wait out that margin."""
+    now, not a few minutes later. Only videos whose own worker is gone count (other workers
+    may be transcoding on this database); the progress heartbeat of a video whose worker
+    just died may be a second old, so we wait out WORKER_STARTUP_STALE_SECONDS for those."""
     from the_flip.apps.maintenance.models import LogEntryMedia
     from the_flip.apps.worker import tasks
 
     margin = settings.WORKER_STARTUP_STALE_SECONDS
     try:
         close_old_connections()
-        newest = LogEntryMedia.objects.filter(
-            transcode_status=LogEntryMedia.Status.PROCESSING
-        ).aggregate(latest=Max("heartbeat_at"))["latest"]
+        live = health.live_workers()
+        orphaned = [
+            heartbeat_at
+            for worker, heartbeat_at in LogEntryMedia.objects.filter(
+                transcode_status=LogEntryMedia.Status.PROCESSING
+            ).values_list("worker", "heartbeat_at")
+            if heartbeat_at is not None and not health.holder_is_alive(worker, live)
+        ]
+        newest = max(orphaned, default=None)
         if newest is not None:
             wait = margin - (timezone.now() - newest).total_seconds()
             if wait > 0:
