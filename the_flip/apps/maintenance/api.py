@@ -98,7 +98,7 @@ def api_view(methods: list[str], max_files: int | None = None) -> Callable:
                 return unreadable_body(problem)
 
         wrapper.is_api_view = True
-        wrapper.max_upload_files = max_files if max_files is not None else MAX_FILES_PER_REQUEST
+        wrapper.max_upload_files = max_files or 0  # request_limits: the body it may take
         return require_http_methods(methods)(wrapper)
 
     return decorator
@@ -141,7 +141,7 @@ def machines(request: HttpRequest) -> JsonResponse:
     return JsonResponse(Machine.objects.create(name=name).as_json(), status=201)
 
 
-@api_view(["POST"])
+@api_view(["POST"], max_files=MAX_FILES_PER_REQUEST)
 def create_log_entry(request: HttpRequest) -> JsonResponse:
     machine_id = request.POST.get("machine", "")
     machine = Machine.objects.filter(pk=machine_id).first() if machine_id.isdigit() else None
