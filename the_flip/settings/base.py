@@ -42,8 +42,7 @@ def env_list(name: str, default: str) -> list[str]:
 def bucket_origins(bucket: str, endpoint: str, region: str) -> list[str]:
     """Where a presigned URL of the media bucket points, for the CSP: the endpoint's origin
     (path-style URLs) and the bucket's virtual-host origin on it; AWS S3 itself without an
-    endpoint. The same variables the storage reads (BUCKET_NAME, AWS_ENDPOINT_URL_S3,
-    AWS_REGION)."""
+    endpoint. Given the media storage's own options (its bucket, endpoint and region)."""
     if not bucket:
         return []
     if endpoint:
@@ -428,10 +427,11 @@ AXES_DISABLE_ACCESS_LOG = True  # failures are counted either way; no row per su
 # Content-Security-Policy: our own files only (no inline script or style anywhere, the admin's
 # included), never framed, forms post only here. Videos, posters and photos may also come
 # from the bucket, where /media/ redirects to a presigned URL.
+_MEDIA_BUCKET = STORAGES["default"].get("OPTIONS", {}) if BUCKET_NAME else {}
 CSP_MEDIA_ORIGINS = bucket_origins(
-    os.environ.get("BUCKET_NAME", ""),
-    os.environ.get("AWS_ENDPOINT_URL_S3", ""),
-    os.environ.get("AWS_REGION", ""),
+    _MEDIA_BUCKET.get("bucket_name", ""),
+    _MEDIA_BUCKET.get("endpoint_url") or "",
+    _MEDIA_BUCKET.get("region_name") or "",
 )
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
