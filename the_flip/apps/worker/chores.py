@@ -217,10 +217,15 @@ def remove_stale_temp_files(max_age: float | None = None) -> list[str]:
     worker that died) untouched for ``max_age`` seconds (TEMP_FILE_MAX_AGE)."""
     if max_age is None:
         max_age = settings.TEMP_FILE_MAX_AGE
+    # nginx keeps using its folders, so they stay (its temp files are unlinked the moment it
+    # opens them: none outlive it).
+    nginx = Path(settings.NGINX_TEMP_DIR)
     roots = {
         Path(settings.DATA_DIR) / "tmp",
         Path(settings.FILE_UPLOAD_TEMP_DIR),
         Path(settings.TRANSCODE_WORK_DIR),
+        nginx,
+        *(folder for folder in nginx.glob("*") if folder.is_dir()),
     }
     now, removed = time.time(), []
     for root in roots:

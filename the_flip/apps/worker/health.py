@@ -194,8 +194,8 @@ def quick_problems() -> tuple[list[str], dict]:
     if is_bucket():
         problem = cached_bucket_problem(settings.STORAGE_HEALTH_CACHE_SECONDS)
         facts["storage"] = "unreachable" if problem else "ok"
-        if problem:
-            problems.append(f"storage unreachable: {problem}")
+        if problem:  # the details (endpoint, bucket) go to the log and check_worker only
+            problems.append("storage unreachable: the file store (bucket) did not answer")
     else:
         facts["storage"] = "local"
     age = heartbeat_age()
@@ -220,6 +220,8 @@ def full_report() -> tuple[list[str], dict]:
     from .queue import oldest_queued_age, queue_length
 
     problems, facts = quick_problems()
+    if facts["storage"] == "unreachable":
+        problems.append(cached_bucket_problem(settings.STORAGE_HEALTH_CACHE_SECONDS) or "")
     since = timezone.now() - timedelta(hours=24)
     recent = LogEntryMedia.objects.filter(kind=LogEntryMedia.Kind.VIDEO, updated_at__gte=since)
     facts["succeeded_24h"] = recent.filter(transcode_status=LogEntryMedia.Status.READY).count()
