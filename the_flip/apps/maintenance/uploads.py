@@ -15,8 +15,16 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import QueryDict
 from django.utils.datastructures import MultiValueDict
 
-PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
-VIDEO_EXTENSIONS = {".mov", ".mp4", ".m4v", ".3gp", ".webm", ".mkv", ".avi"}
+# The formats we accept, by the name a maintainer knows them by, with their extensions.
+PHOTO_FORMATS = {
+    "JPEG": {".jpg", ".jpeg"}, "PNG": {".png"}, "WebP": {".webp"}, "HEIC": {".heic", ".heif"},
+}  # fmt: skip
+VIDEO_FORMATS = {
+    "MOV": {".mov"}, "MP4": {".mp4"}, "M4V": {".m4v"}, "3GP": {".3gp"}, "WebM": {".webm"},
+    "MKV": {".mkv"}, "AVI": {".avi"},
+}  # fmt: skip
+PHOTO_EXTENSIONS = set().union(*PHOTO_FORMATS.values())
+VIDEO_EXTENSIONS = set().union(*VIDEO_FORMATS.values())
 PHOTO_MIME_TYPES = {
     "image/jpeg", "image/pjpeg", "image/png", "image/webp",
     "image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence",
@@ -65,8 +73,8 @@ def empty_message(name: str) -> str:
 
 def not_accepted_message(name: str) -> str:
     return (
-        f"“{name}” is not a photo or video we accept. Photos: JPEG, PNG, WebP, HEIC. "
-        "Videos: MOV, MP4, M4V, 3GP, WebM, MKV, AVI."
+        f"“{name}” is not a photo or video we accept. Photos: {', '.join(PHOTO_FORMATS)}. "
+        f"Videos: {', '.join(VIDEO_FORMATS)}."
     )
 
 
