@@ -7,17 +7,19 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 PORT ?= 8000
 DATA_DIR ?= $(CURDIR)/data
-export PORT DATA_DIR
+ROLE ?= all
+export PORT DATA_DIR ROLE
 export PATH := $(BIN):$(PATH)
 
 MANAGE := $(BIN)/python manage.py
 
-.PHONY: help install ffmpeg axe setup run web worker test lint format bench clean
+.PHONY: help install ffmpeg nginx axe setup role run web worker test lint format bench clean
 
 help:
 	@echo "make run     set up what is missing, then serve http://127.0.0.1:$(PORT) (web + worker)"
+	@echo "             ROLE=web make run: only the web (nginx + gunicorn); ROLE=worker: only the worker"
 	@echo "make test    set up what is missing, then run the linters and the whole test suite"
-	@echo "make web     only the web (gunicorn);  make worker   only the huey consumer"
+	@echo "make web     = ROLE=web make run;  make worker   = ROLE=worker make run"
 	@echo "make format  apply ruff's formatting and safe fixes"
 
 # The virtualenv is rebuilt when pyproject.toml changes.
@@ -27,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	@touch $@
 
-install: $(VENV)/.installed ffmpeg
+install: $(VENV)/.installed ffmpeg nginx
 
 ffmpeg:
 	@if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then :; \
@@ -39,14 +41,29 @@ ffmpeg:
 		exit 1; \
 	fi
 
+# nginx sits in front of gunicorn (deploy/nginx.conf); Debian installs it in /usr/sbin.
+nginx:
+	@if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing nginx with apt-get..."; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx; \
+	else \
+		echo "nginx is missing. Install it: sudo apt-get install nginx (Debian/Ubuntu), brew install nginx (macOS)."; \
+		exit 1; \
+	fi
+
 # axe-core for the browser tests' accessibility check, when npm is here (else those skip).
 AXE_JS := tests/browser/.axe/node_modules/axe-core/axe.min.js
 axe:
 	@[ -s $(AXE_JS) ] || ! command -v npm >/dev/null || \
 		npm install --prefix tests/browser/.axe --no-audit --no-fund --silent axe-core@4
 
+# An unknown ROLE is refused before anything else happens.
+role:
+	@deploy/start --check
+
 # Database tables, queue tables, static files and a secret key that stays in DATA_DIR.
-setup: install
+setup: role install
 	@mkdir -p "$(DATA_DIR)"
 	@[ -s "$(DATA_DIR)/secret_key" ] || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" > "$(DATA_DIR)/secret_key"
 	@chmod 600 "$(DATA_DIR)/secret_key"
@@ -55,15 +72,17 @@ setup: install
 	@$(MANAGE) collectstatic --noinput -v0
 	@$(MANAGE) check_ffmpeg >/dev/null
 
+# deploy/start runs what ROLE names: all (nginx, gunicorn, worker under supervisord), web
+# (nginx, gunicorn) or worker (the worker alone). Ctrl-C stops it.
 run: setup
-	@echo "the_flip on http://127.0.0.1:$(PORT)  (first time? $(VENV)/bin/python manage.py createsuperuser)"
-	exec $(BIN)/supervisord --configuration deploy/supervisord.conf
+	@[ "$(ROLE)" = worker ] || echo "the_flip on http://127.0.0.1:$(PORT)  (first time? $(VENV)/bin/python manage.py createsuperuser)"
+	exec deploy/start
 
-web: setup
-	exec $(BIN)/gunicorn --config deploy/gunicorn.conf.py the_flip.wsgi:application
+web:
+	@$(MAKE) --no-print-directory run ROLE=web
 
-worker: setup
-	exec $(MANAGE) run_worker --max-tasks 0
+worker:
+	@$(MAKE) --no-print-directory run ROLE=worker
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -1,8 +1,15 @@
-"""The app as `make run` runs it (supervisord: gunicorn + huey consumer, deploy/*.conf) against a
-throwaway DATA_DIR, and a small stdlib HTTP client that logs in like a phone does.
+"""The app as `make run` runs it (deploy/start: nginx in front of gunicorn, and the huey
+consumer, under supervisord; deploy/*.conf) against a throwaway DATA_DIR, and a small stdlib
+HTTP client that logs in like a phone does.
 
-Used by tests/test_load.py and the benchmarks in bench/. Production settings, its own SQLite
-database: nothing is shared with pytest's test database.
+    with Stack(tmp_path / "data") as stack:            # ROLE=all: nginx + gunicorn + worker
+        Client(stack.port).request("GET", "/api/machines/")
+    Stack(tmp_path / "data", role="web")                # nginx + gunicorn only
+    Stack(tmp_path / "data", role="worker")             # the worker alone: no port to wait on
+
+Used by tests/test_load.py, tests/test_web_front.py and the benchmarks in bench/. Production
+settings, its own SQLite database (or DATABASE_URL=... passed as an env keyword): nothing is
+shared with pytest's test database.
 """
 
 import http.client
@@ -31,12 +38,16 @@ def free_port() -> int:
 
 
 class Stack:
-    """supervisord running deploy/supervisord.conf on a free port and a temporary DATA_DIR."""
+    """deploy/start in ``role`` (all, web, worker) on a free port and a temporary DATA_DIR;
+    extra keywords are environment variables (FORCE_HTTPS="1", DATABASE_URL=...)."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, **env: str):
+    def __init__(self, data_dir: Path, port: int | None = None, role: str = "all", **env: str):
         self.data_dir = Path(data_dir)
+        self.role = role
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        # gunicorn's own socket behind nginx (deploy/start), for a test that must bypass nginx.
+        self.web_socket = self.data_dir / "run" / "web.sock"
         self.log_path = self.data_dir / "supervisord.log"
         bin_dir = str(Path(sys.executable).parent)
         self.env = {
@@ -46,6 +57,7 @@ class Stack:
             "DATA_DIR": str(self.data_dir),
             "PORT": str(self.port),
             "BIND_HOST": "127.0.0.1",
+            "ROLE": role,
             "SECRET_KEY": "load-test-secret-" + secrets.token_hex(24),
             "DJANGO_SUPERUSER_USERNAME": USERNAME,
             "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
@@ -58,10 +70,10 @@ class Stack:
                 self.env.pop(name, None)
         self.process: subprocess.Popen | None = None
 
-    def manage(self, *args: str) -> None:
+    def manage(self, *args: str, check: bool = True) -> None:
         subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True,
-            timeout=300, stdout=subprocess.DEVNULL,
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=check,
+            timeout=300, stdout=subprocess.DEVNULL, stderr=None if check else subprocess.DEVNULL,
         )  # fmt: skip
 
     def start(self, timeout: float = 60) -> "Stack":
@@ -69,23 +81,28 @@ class Stack:
         self.manage("migrate", "--noinput", "-v0")
         self.manage("setup_queue", "-v0")
         self.manage("collectstatic", "--noinput", "-v0")
-        self.manage("createsuperuser", "--noinput")
+        # A second stack on the same database (another ROLE) finds the maintainer there.
+        self.manage("createsuperuser", "--noinput", check=False)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [str(Path(sys.executable).parent / "supervisord"), "--configuration",
-                 "deploy/supervisord.conf", "--pidfile", str(self.data_dir / "supervisord.pid")],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                [str(ROOT / "deploy" / "start")], cwd=ROOT, env=self.env, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 break
-            try:
-                if self.healthz()[0] == 200:
+            if self.role == "worker":
+                if self.pids("worker"):
                     return self
-            except OSError:
-                pass
+            else:
+                # ROLE=web answers 503 ("the worker has never reported in") until a worker
+                # of the same database beats: answering at all is up.
+                try:
+                    if self.healthz()[0] in ((200, 503) if self.role == "web" else (200,)):
+                        return self
+                except (OSError, ValueError):
+                    pass
             time.sleep(0.2)
         self.stop()
         raise RuntimeError("the app did not become healthy:\n" + self.log_tail())
@@ -100,20 +117,28 @@ class Stack:
             conn.close()
 
     def pids(self, program: str) -> list[int]:
-        """The gunicorn master and workers ("web") or the consumer ("worker")."""
-        root = self.process.pid
+        """The gunicorn master and workers ("web"), nginx's master and worker ("nginx") or
+        the consumer ("worker"), started by this stack."""
         out = subprocess.run(
             ["ps", "-e", "-o", "pid=,ppid=,args="], capture_output=True, text=True, check=True
         ).stdout
-        rows = [line.split(None, 2) for line in out.splitlines() if line.strip()]
+        rows = [line.split(None, 2) for line in out.splitlines() if len(line.split(None, 2)) == 3]
         children: dict[int, list[tuple[int, str]]] = {}
+        args_of: dict[int, str] = {}
         for pid, ppid, args in rows:
             children.setdefault(int(ppid), []).append((int(pid), args))
-        word = "gunicorn" if program == "web" else "run_huey"
-        top = [pid for pid, args in children.get(root, []) if word in args]
+            args_of[int(pid)] = args
+        words = {"web": ("gunicorn",), "nginx": ("nginx",), "worker": ("run_worker", "run_huey")}
+        word = words[program]
+        # ROLE=worker execs the worker itself: the stack's own process is the consumer.
+        root = self.process.pid
+        top = [root] if any(w in args_of.get(root, "") for w in word) else []
+        top += [pid for pid, args in children.get(root, []) if any(w in args for w in word)]
         found = list(top)
         for pid in top:
-            found += [child for child, args in children.get(pid, []) if word in args]
+            found += [
+                child for child, args in children.get(pid, []) if any(w in args for w in word)
+            ]
         return found
 
     def log_tail(self, chars: int = 4000) -> str:

@@ -2,6 +2,10 @@
 and the admin), and a maintainer locked out by the login throttle reads why."""
 
 import pytest
+from django.core.files.base import ContentFile
+
+from tests import clips
+from the_flip.apps.maintenance.models import LogEntry, LogEntryMedia
 
 pytestmark = pytest.mark.browser
 
@@ -48,4 +52,42 @@ def test_a_locked_out_maintainer_reads_why_on_the_login_page(
     assert "Too many failed logins" in alert.inner_text()
     assert "ask an admin to unlock you" in alert.inner_text()
     shots(page, "01-locked-out")
+    assert page.console_errors == []
+
+
+@pytest.mark.bucket
+def test_with_a_bucket_videos_posters_and_photos_load_from_its_signed_urls(
+    bucket, phone, maintainer_login, machine, tmp_path, shots
+):
+    """/media/ redirects to the bucket (moto's S3 server, another origin): the policy's
+    media-src and img-src must let the browser follow."""
+    entry = LogEntry.objects.create(machine=machine, text="Rebuilt the flipper")
+    video = LogEntryMedia.objects.create(log_entry=entry, kind="video", transcode_status="ready")
+    mp4 = clips.android_h264_mp4(tmp_path / "v.mp4", seconds=2).read_bytes()
+    jpeg = clips.photo_jpeg(tmp_path / "p.jpg", size=(320, 240)).read_bytes()
+    video.transcoded_file.save("videos/v.mp4", ContentFile(mp4), save=False)
+    video.poster_file.save("posters/p.jpg", ContentFile(jpeg), save=False)
+    video.save()
+    photo = LogEntryMedia.objects.create(log_entry=entry, kind="photo", transcode_status="ready")
+    photo.file.save("photo.jpg", ContentFile(jpeg))
+    assert bucket.object_keys()  # really in the bucket, not on disk
+
+    page = phone
+    maintainer_login(page)
+    page.goto(entry.get_absolute_url())
+    img = page.locator(".tile img")
+    img.wait_for()
+    page.wait_for_function("() => document.querySelector('.tile img').complete")
+    assert img.evaluate("img => img.naturalWidth") == 320
+    played = page.evaluate(
+        """async () => {
+            const v = document.querySelector('.tile video');
+            v.muted = true;
+            await v.play();
+            await new Promise((r) => setTimeout(r, 800));
+            return {readyState: v.readyState, now: v.currentTime, src: v.currentSrc};
+        }"""
+    )
+    assert played["readyState"] >= 2 and played["now"] > 0, played
+    shots(page, "01-media-from-the-bucket")
     assert page.console_errors == []

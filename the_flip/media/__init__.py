@@ -6,13 +6,14 @@ result = transcode(upload_path, workdir, target=Target(), limits=Limits(),
 """
 
 from .errors import MediaError, TranscodeCancelled
-from .plan import Plan, plan
+from .plan import Cost, Plan, plan
 from .probe import AudioStream, MediaInfo, VideoStream, probe
 from .spec import Limits, Target
 from .transcode import TranscodeResult, tool_versions, transcode
 
 __all__ = [
     "AudioStream",
+    "Cost",
     "Limits",
     "MediaError",
     "MediaInfo",

@@ -23,6 +23,12 @@ class Code(enum.StrEnum):
     TOO_LONG = "too_long", "This video is longer than {duration}."
     TOO_LARGE = "too_large", "This video's picture is larger than {width} by {height} pixels."
     TOO_FAST = "too_fast", "This video has more than {fps:g} frames per second."
+    TOO_COSTLY = (
+        "too_costly",
+        "This video is too long and too detailed for this server to convert within {limit}"
+        " (it would take at least {minutes} minutes). Trim it, or record at a lower"
+        " resolution or frame rate.",
+    )
     DAMAGED = "damaged", "The video file is damaged or incomplete."
     TIMEOUT = "timeout", "Processing took too long."
     RESOURCES = (

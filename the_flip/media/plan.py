@@ -38,6 +38,22 @@ THUMBNAIL_FRAMES = 100  # frames the `thumbnail` filter compares (its default)
 LARGE_FRAME_PIXELS = 1920 * 1088
 LARGE_X264_THREADS = 2
 
+# --- Cost: can it finish within the timeout on this machine? -------------------------
+# Work is counted in "encoded pixels": every output pixel of every frame costs 1 (x264
+# preset medium plus the scaling; Limits.pixels_per_cpu_second says how many this
+# machine does per CPU-second). Decoding costs a fraction of that per *source* pixel,
+# and the HDR tone map (zscale + lutrgb + swscale, at the output size) adds TONEMAP_COST
+# per output pixel. Factors measured with bench/cost.py on lavfi footage
+# (docs/benchmarks.md): 1080p decode 3.2-4.9 ns per pixel against 31-40 ns for the rest;
+# 10-bit HEVC decodes within 5 % of 8-bit. Detailed, noisy footage costs up to ~5x more
+# (x264 works harder), so the estimate is a *lower bound*: only what cannot finish even in
+# the cheap case is refused, and the wall-clock timeout still stops the rest.
+DECODE_COST = {"h264": 0.06, "hevc": 0.15, "vp9": 0.1, "av1": 0.12}
+OTHER_DECODE_COST = 0.15  # mpeg4, mjpeg, prores, ...: intra-heavy, cheap per pixel
+TONEMAP_COST = 0.8
+COPY_COST = 0.01  # a remux reads the packets; the poster decodes key frames only
+FALLBACK_FPS = 30.0  # a stream that states no frame rate
+
 
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask), at least 1."""
@@ -191,6 +207,59 @@ def refuse_by_limits(info: MediaInfo, limits: Limits) -> None:
 
 
 @dataclass(frozen=True)
+class Cost:
+    """What converting a video costs here, at the least (see DECODE_COST above)."""
+
+    frames: int
+    encoded_pixels: float  # decode + tone map + encode, in output-pixel equivalents
+    cpu_seconds: float
+    wall_seconds: float  # with every usable CPU busy the whole time: a lower bound
+
+
+def estimate_cost(
+    v: VideoStream, duration: float, width: int, height: int, *, copy: bool, tonemap: bool,
+    limits: Limits,
+) -> Cost:  # fmt: skip
+    """Lower bound of the CPU and wall time of the plan's ffmpeg run(s) on this machine."""
+    frames = max(1, round(duration * (v.fps or v.r_fps or FALLBACK_FPS)))
+    source = v.width * v.height
+    if copy:
+        per_frame = source * COPY_COST
+    else:
+        decode = source * DECODE_COST.get(v.codec, OTHER_DECODE_COST)
+        per_frame = decode + width * height * (1 + (TONEMAP_COST if tonemap else 0))
+    work = frames * per_frame
+    cpu_seconds = work / limits.pixels_per_cpu_second
+    cpus = limits.cpus or usable_cpus()
+    return Cost(frames, work, cpu_seconds, cpu_seconds / max(1.0, cpus))
+
+
+def refuse_by_cost(cost: Cost, limits: Limits, summary: str = "") -> None:
+    """Raise MediaError when even the cheapest case cannot finish within one ffmpeg run's
+    wall-clock timeout or CPU-seconds limit: better a clear "trim it" now than a "took too
+    long" after 30 minutes that held up every video behind it."""
+    cpus = max(1.0, limits.cpus or usable_cpus())
+    # Both limits as a wall-clock budget with every CPU busy: the tighter one counts.
+    budget = limits.timeout
+    if limits.cpu_seconds > 0:
+        budget = min(budget, limits.cpu_seconds / cpus)
+    if cost.wall_seconds <= budget:
+        return
+    raise MediaError(
+        Code.TOO_COSTLY,
+        limit=_duration_words(round(budget / 60) * 60 if budget >= 120 else budget),
+        minutes=max(1, round(cost.wall_seconds / 60)),
+        detail=(
+            f"estimated {cost.cpu_seconds:.0f} CPU-s, {cost.wall_seconds:.0f} s wall at least"
+            f" ({cost.frames} frames, {cost.encoded_pixels / 1e9:.1f} G encoded pixels at"
+            f" {limits.pixels_per_cpu_second / 1e6:g} M/CPU-s on {cpus:g} CPUs); limits"
+            f" {limits.timeout:g} s wall, {limits.cpu_seconds} CPU-s"
+        ),
+        probe_summary=summary,
+    )
+
+
+@dataclass(frozen=True)
 class Plan:
     demuxer: str
     video_index: int
@@ -207,6 +276,7 @@ class Plan:
     limits: Limits
     video_filter: str  # filter chain from the decoded frame to the encoded one ("" = copy)
     source_pixels: int = 0  # coded width x height of the source video
+    cost: Cost | None = None  # what it costs here at the least (estimate_cost)
 
     @property
     def threads(self) -> Threads:
@@ -306,7 +376,8 @@ def sdr_filter(v: VideoStream, width: int, height: int) -> str:
 
 
 def plan(info: MediaInfo, target: Target = Target(), limits: Limits = Limits()) -> Plan:  # noqa: B008
-    """Decide copy vs. re-encode and build the filter chain; raise MediaError to refuse."""
+    """Decide copy vs. re-encode and build the filter chain; raise MediaError to refuse
+    (outside the limits, or too costly to finish within the timeout here)."""
     refuse_by_limits(info, limits)
     v = info.video
     assert v is not None
@@ -322,6 +393,11 @@ def plan(info: MediaInfo, target: Target = Target(), limits: Limits = Limits()) 
         vf = tonemap.hdr_filter(v, width, height, transfer)
     else:
         vf = sdr_filter(v, width, height)
+    duration = min(info.duration, limits.max_duration)
+    cost = estimate_cost(
+        v, duration, width, height, copy=copy_video, tonemap=bool(transfer), limits=limits
+    )
+    refuse_by_cost(cost, limits, info.summary())
     return Plan(
         demuxer=info.demuxer,
         video_index=v.index,
@@ -333,9 +409,10 @@ def plan(info: MediaInfo, target: Target = Target(), limits: Limits = Limits()) 
         height=height,
         tonemap=transfer,
         reasons=tuple(blockers),
-        duration=min(info.duration, limits.max_duration),
+        duration=duration,
         target=target,
         limits=limits,
         video_filter=vf,
         source_pixels=v.width * v.height,
+        cost=cost,
     )

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from .errors import STDERR_TAIL
 from .spec import Limits
@@ -53,6 +54,13 @@ class Outcome:
 
 class Cancelled(Exception):
     pass
+
+
+class CancelFlag(Protocol):
+    """What ``cancel`` must be: a ``threading.Event``, or anything else that says when to stop
+    (the worker combines "the worker is stopping" with "this video is gone")."""
+
+    def is_set(self) -> bool: ...
 
 
 def _limit_child(limits: Limits) -> Callable[[], None]:
@@ -180,7 +188,7 @@ def run(
     capture_stdout: bool = False,
     on_line: Callable[[str], None] | None = None,
     tick: Callable[[], None] | None = None,
-    cancel: threading.Event | None = None,
+    cancel: CancelFlag | None = None,
 ) -> Outcome:
     """Run ``cmd`` contained; return its outcome (never raises for a non-zero exit).
 

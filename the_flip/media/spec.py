@@ -45,3 +45,8 @@ class Limits:
     idle_cpu: bool = True
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
+    # How fast this machine converts, for refusing up front what cannot finish within
+    # ``timeout`` (see ``plan.estimate_cost``): output pixels per CPU-second that x264
+    # preset medium and the scaling manage on low-detail footage, measured with
+    # bench/cost.py (docs/benchmarks.md). Wall time is estimated over ``cpus``.
+    pixels_per_cpu_second: float = 37e6

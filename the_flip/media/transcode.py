@@ -7,7 +7,6 @@ import re
 import shutil
 import signal
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from . import errors
 from .errors import Code, MediaError, TranscodeCancelled
 from .plan import Plan, plan
 from .probe import MediaInfo, probe
-from .proc import Cancelled, Outcome, run
+from .proc import CancelFlag, Cancelled, Outcome, run
 from .spec import Limits, Target
 
 VERSION_TIMEOUT = 20.0
@@ -136,7 +135,8 @@ def transcode(
     target: Target = Target(),  # noqa: B008
     limits: Limits = Limits(),  # noqa: B008
     on_progress: Callable[[int], None] | None = None,
-    cancel: threading.Event | None = None,
+    cancel: CancelFlag | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
 ) -> TranscodeResult:
     """Probe, plan and convert ``source``; write ``workdir/video.mp4`` and ``workdir/poster.jpg``.
 
@@ -147,6 +147,8 @@ def transcode(
     when the value is unchanged (a heartbeat), never more often than once a second;
     the return of this function is the completion signal. Setting ``cancel`` kills
     ffmpeg's process group within ~0.1 s and raises ``TranscodeCancelled``.
+    ``on_plan(plan)`` sees the plan (and its ``cost``) before ffmpeg starts; whatever it
+    raises propagates, so the caller can put a long job off without converting anything.
     Everything else that goes wrong raises ``MediaError``.
     """
     source = Path(source)
@@ -155,6 +157,8 @@ def transcode(
         raise TranscodeCancelled("the transcode was cancelled")
     info = probe(source, limits)
     the_plan: Plan = plan(info, target, limits)
+    if on_plan is not None:
+        on_plan(the_plan)
     summary = info.summary()
     scratch = Path(tempfile.mkdtemp(prefix="transcode-", dir=workdir))
     try:

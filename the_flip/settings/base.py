@@ -42,8 +42,7 @@ def env_list(name: str, default: str) -> list[str]:
 def bucket_origins(bucket: str, endpoint: str, region: str) -> list[str]:
     """Where a presigned URL of the media bucket points, for the CSP: the endpoint's origin
     (path-style URLs) and the bucket's virtual-host origin on it; AWS S3 itself without an
-    endpoint. The same variables the storage reads (BUCKET_NAME, AWS_ENDPOINT_URL_S3,
-    AWS_REGION)."""
+    endpoint. Given the media storage's own options (its bucket, endpoint and region)."""
     if not bucket:
         return []
     if endpoint:
@@ -107,6 +106,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Before anything reads a body: refuses one that is too large for this user and view.
+    "the_flip.apps.maintenance.request_limits.RequestBodyLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Before CSRF: API calls from strangers are refused before the body is read.
@@ -237,8 +238,14 @@ SENTRY_CRONS_MONITOR_CONFIG = {
     "failure_issue_threshold": 2,
     "recovery_threshold": 1,
 }
-# A video pending, or processing without a sign of life, this long is "stuck" (healthz 503).
+# A video processing without a sign of life this long is "stuck" (healthz 503); one pending
+# this long is "waiting" while a worker makes progress on another, "stuck" when none does.
 STUCK_AFTER_SECONDS = env_int("STUCK_AFTER_SECONDS", 15 * 60)
+# ... and stuck anyway once it has waited this long, busy worker or not (queue far too long).
+WAITING_MAX_SECONDS = env_int("WAITING_MAX_SECONDS", 3 * 3600)
+# Shortest first: a video whose estimated conversion (a lower bound, plan.estimate_cost) is
+# longer than this goes back in line behind the videos waiting (tasks.LONG_JOB_PRIORITY).
+TRANSCODE_SHORT_JOB_SECONDS = env_int("TRANSCODE_SHORT_JOB_SECONDS", 120)
 # huey crontab() arguments of the periodic chores (tasks.py).
 WORKER_SCHEDULES = {
     "write_heartbeat": {"minute": f"*/{WORKER_HEARTBEAT_MINUTES}"},
@@ -336,6 +343,13 @@ FILE_UPLOAD_HANDLERS = [
 ]
 PHOTO_MAX_LONG_SIDE = 2400
 
+# --- Request bodies and the web front (nginx; maintenance/request_limits.py, deploy/) ------
+
+# Every request body but a maintainer's upload: login, logout, admin, JSON, page forms.
+REQUEST_BODY_MAX_BYTES = env_int("REQUEST_BODY_MAX_KB", 1024) * 1024
+# nginx's temp files (request bodies it buffers for gunicorn, large answers).
+NGINX_TEMP_DIR = DATA_DIR / "tmp" / "nginx"
+
 # --- Photos (maintenance/photos.py; docs/security.md "Photos") ------------------------------
 
 # Most pixels a photo's decode may hold (50 MP: a 48 MP iPhone HEIC or a 50 MP Android photo
@@ -379,6 +393,11 @@ TRANSCODE_LIMITS = Limits(
     # TRANSCODE_CPUS, TRANSCODE_LARGE_LOOKAHEAD override them.
     cpus=sizing.transcode_cpus(),
     large_rc_lookahead=sizing.large_rc_lookahead(),
+    # This machine's speed for the up-front cost estimate (a video that cannot finish within
+    # the timeout is refused): output pixels per CPU-second, measured with bench/cost.py.
+    pixels_per_cpu_second=env_float(
+        "TRANSCODE_PIXELS_PER_CPU_SECOND", Limits.pixels_per_cpu_second
+    ),
 )
 TRANSCODE_WORK_DIR = DATA_DIR / "tmp" / "transcode"
 
@@ -408,10 +427,11 @@ AXES_DISABLE_ACCESS_LOG = True  # failures are counted either way; no row per su
 # Content-Security-Policy: our own files only (no inline script or style anywhere, the admin's
 # included), never framed, forms post only here. Videos, posters and photos may also come
 # from the bucket, where /media/ redirects to a presigned URL.
+_MEDIA_BUCKET = STORAGES["default"].get("OPTIONS", {}) if BUCKET_NAME else {}
 CSP_MEDIA_ORIGINS = bucket_origins(
-    os.environ.get("BUCKET_NAME", ""),
-    os.environ.get("AWS_ENDPOINT_URL_S3", ""),
-    os.environ.get("AWS_REGION", ""),
+    _MEDIA_BUCKET.get("bucket_name", ""),
+    _MEDIA_BUCKET.get("endpoint_url") or "",
+    _MEDIA_BUCKET.get("region_name") or "",
 )
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {

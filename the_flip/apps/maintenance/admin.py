@@ -64,6 +64,7 @@ class LogEntryMediaAdmin(admin.ModelAdmin):
         "width",
         "height",
         "attempts",
+        "worker",
         "source_summary",
         "error",
         "error_detail",

@@ -3,15 +3,14 @@ from django.http import HttpRequest
 from the_flip.apps.accounts.decorators import is_maintainer
 
 from .api import error
-from .uploads import request_cap
 
 
 class ApiAuthMiddleware:
     """Refuse API calls from strangers before CSRF checks or upload parsing read the body.
 
     Sits between AuthenticationMiddleware and CsrfViewMiddleware. Views marked by
-    ``api_view`` need a logged-in maintainer (a staff user); the view also says how many files
-    it takes, which bounds the request size the upload handler lets in.
+    ``api_view`` need a logged-in maintainer (a staff user). How large their bodies may be is
+    request_limits.py's decision (it runs first).
     """
 
     def __init__(self, get_response):
@@ -33,6 +32,4 @@ class ApiAuthMiddleware:
             return error("Log in first: POST your username and password to /accounts/login/.", 401)
         if not is_maintainer(user):
             return error("Only maintainers can do this. Ask an admin to make you staff.", 403)
-
-        request.upload_request_cap = request_cap(view_func.max_upload_files)
         return None

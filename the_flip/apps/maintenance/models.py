@@ -228,9 +228,15 @@ class LogEntryMedia(models.Model):
             error_detail="",
         )
 
-    def record_progress(self, percent: int) -> None:
-        """Called about once a second by the pipeline; doubles as the worker's heartbeat."""
-        self._update(progress=max(0, min(99, int(percent))), heartbeat_at=timezone.now())
+    def record_progress(self, percent: int) -> bool:
+        """Called about once a second by the pipeline; doubles as the worker's heartbeat.
+        False when the row is gone (the maintainer deleted it) or no longer ``processing``
+        (reset, failed, retried elsewhere): the caller must then stop converting it."""
+        return self._update(
+            (self.Status.PROCESSING,),
+            progress=max(0, min(99, int(percent))),
+            heartbeat_at=timezone.now(),
+        )
 
     def mark_ready(
         self,

@@ -54,12 +54,13 @@ CHUNK_CONTENT_TYPE = "application/offset+octet-stream"
 READ_BLOCK = 256 * 1024
 
 
-def tus_view(methods: list[str]):
+def tus_view(methods: list[str], max_files: int = 0):
     """An API view (login, CSRF, JSON errors) whose every answer says Tus-Resumable; the
-    middleware adds it to refusals made before the view runs (see ApiAuthMiddleware)."""
+    middleware adds it to refusals made before the view runs (see ApiAuthMiddleware).
+    ``max_files=1``: its PATCH bodies may be as large as one file (request_limits.py)."""
 
     def decorator(view):
-        wrapped = api_view(methods, max_files=0)(view)
+        wrapped = api_view(methods, max_files=max_files)(view)
         wrapped.speaks_tus = True
         return wrapped
 
@@ -165,7 +166,7 @@ def uploads(request: HttpRequest, entry_id: int) -> HttpResponse:
 # --- One upload: HEAD, PATCH, DELETE ----------------------------------------------------
 
 
-@tus_view(["OPTIONS", "HEAD", "PATCH", "DELETE"])
+@tus_view(["OPTIONS", "HEAD", "PATCH", "DELETE"], max_files=1)
 def upload_detail(request: HttpRequest, entry_id: int, upload_id) -> HttpResponse:
     if request.method == "OPTIONS":
         return uploads(request, entry_id)
@@ -285,6 +286,8 @@ def _complete(upload: PartialUpload, token: str) -> HttpResponse:
             with transaction.atomic():
                 media = attachments.attach(upload.log_entry, assembled)
                 if not upload.release(token, media=media):
+                    # Our claim went stale and another PATCH finished it: roll our row back
+                    # (its stored copy is left to the orphaned-files chore).
                     raise UploadRejected("Another request finished this upload already.", 409)
         except UploadRejected as rejected:
             if rejected.status != 409:

@@ -14,6 +14,7 @@ from the_flip.apps.catalog.models import Machine
 
 from . import idempotency
 from .models import LogEntry, LogEntryMedia
+from .request_limits import takes_uploads
 from .uploads import (
     ACCEPT,
     MAX_FILES_PER_REQUEST,
@@ -58,6 +59,7 @@ def machine_detail(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
+@takes_uploads(MAX_FILES_PER_REQUEST)
 @maintainer_required
 @require_http_methods(["GET", "POST"])
 def log_entry_new(request: HttpRequest, slug: str) -> HttpResponse:

@@ -112,9 +112,10 @@ def reset_stale_transcodes(stale_after: float | None = None) -> StaleReset:
 
 
 def prune_task_records() -> int:
-    """Keep the last TASK_RECORDS_KEEP_SUCCEEDED successes (and as many skipped runs, counted
-    apart) and TASK_RECORDS_KEEP_FAILED_DAYS of failures; records of tasks lost
-    (TASK_RECORDS_LOST_AFTER_SECONDS still queued or running) become failures first."""
+    """Keep the last TASK_RECORDS_KEEP_SUCCEEDED successes (and as many skipped runs, and
+    cancelled ones, each counted apart) and TASK_RECORDS_KEEP_FAILED_DAYS of failures;
+    records of tasks lost (TASK_RECORDS_LOST_AFTER_SECONDS still queued or running) become
+    failures first."""
     now = timezone.now()
     lost_before = now - timedelta(seconds=settings.TASK_RECORDS_LOST_AFTER_SECONDS)
     TaskRecord.objects.filter(state__in=[TaskRecord.State.QUEUED, TaskRecord.State.RUNNING]).filter(
@@ -122,7 +123,7 @@ def prune_task_records() -> int:
     ).update(state=TaskRecord.State.INTERRUPTED, finished_at=now, error="lost: never finished")
     keep = settings.TASK_RECORDS_KEEP_SUCCEEDED
     deleted = 0
-    for state in (TaskRecord.State.SUCCEEDED, TaskRecord.State.SKIPPED):
+    for state in (TaskRecord.State.SUCCEEDED, TaskRecord.State.SKIPPED, TaskRecord.State.CANCELLED):
         records = TaskRecord.objects.filter(state=state)
         newest = list(records.order_by("-id").values_list("id", flat=True)[:keep])
         deleted += records.exclude(id__in=newest).delete()[0]
@@ -216,10 +217,15 @@ def remove_stale_temp_files(max_age: float | None = None) -> list[str]:
     worker that died) untouched for ``max_age`` seconds (TEMP_FILE_MAX_AGE)."""
     if max_age is None:
         max_age = settings.TEMP_FILE_MAX_AGE
+    # nginx keeps using its folders, so they stay (its temp files are unlinked the moment it
+    # opens them: none outlive it).
+    nginx = Path(settings.NGINX_TEMP_DIR)
     roots = {
         Path(settings.DATA_DIR) / "tmp",
         Path(settings.FILE_UPLOAD_TEMP_DIR),
         Path(settings.TRANSCODE_WORK_DIR),
+        nginx,
+        *(folder for folder in nginx.glob("*") if folder.is_dir()),
     }
     now, removed = time.time(), []
     for root in roots:

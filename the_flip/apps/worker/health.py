@@ -139,6 +139,24 @@ def heartbeat_age() -> float | None:
     return None if latest is None else max(0.0, (timezone.now() - latest).total_seconds())
 
 
+def worker_busy() -> bool:
+    """A worker is making progress: some video's progress heartbeat (written ~1/s while ffmpeg
+    runs) is fresh, i.e. younger than TRANSCODE_STALE_SECONDS."""
+    fresh = timezone.now() - timedelta(seconds=settings.TRANSCODE_STALE_SECONDS)
+    return LogEntryMedia.objects.filter(
+        transcode_status=LogEntryMedia.Status.PROCESSING, heartbeat_at__gte=fresh
+    ).exists()
+
+
+def _pending_for(seconds: float):
+    since = timezone.now() - timedelta(seconds=seconds)
+    return LogEntryMedia.objects.filter(
+        kind=LogEntryMedia.Kind.VIDEO,
+        transcode_status=LogEntryMedia.Status.PENDING,
+        updated_at__lt=since,
+    )
+
+
 def prune_heartbeats(older_than: timedelta = timedelta(days=1)) -> int:
     """Rows of workers gone for a day (every restart or recycle is a new worker)."""
     deleted, _ = WorkerHeartbeat.objects.filter(beat_at__lt=timezone.now() - older_than).delete()
@@ -146,13 +164,27 @@ def prune_heartbeats(older_than: timedelta = timedelta(days=1)) -> int:
 
 
 def stuck_media():
-    """Videos waiting in line, or processing without a sign of life, for STUCK_AFTER_SECONDS.
-    A long transcode that still reports progress is not stuck."""
+    """Videos nobody makes progress on for STUCK_AFTER_SECONDS: processing without a sign of
+    life, or pending while no worker is busy. A long transcode that still reports progress is
+    busy, not stuck, and the videos waiting behind it are "waiting" (waiting_media) until
+    WAITING_MAX_SECONDS."""
     since = timezone.now() - timedelta(seconds=settings.STUCK_AFTER_SECONDS)
-    return LogEntryMedia.objects.filter(kind=LogEntryMedia.Kind.VIDEO).filter(
-        Q(transcode_status=LogEntryMedia.Status.PENDING, updated_at__lt=since)
-        | Q(transcode_status=LogEntryMedia.Status.PROCESSING, heartbeat_at__lt=since)
-        | Q(transcode_status=LogEntryMedia.Status.PROCESSING, heartbeat_at__isnull=True)
+    silent = LogEntryMedia.objects.filter(
+        Q(heartbeat_at__lt=since) | Q(heartbeat_at__isnull=True),
+        kind=LogEntryMedia.Kind.VIDEO,
+        transcode_status=LogEntryMedia.Status.PROCESSING,
+    )
+    waited = settings.WAITING_MAX_SECONDS if worker_busy() else settings.STUCK_AFTER_SECONDS
+    return silent | _pending_for(waited)
+
+
+def waiting_media():
+    """Videos pending for over STUCK_AFTER_SECONDS behind a worker that is busy: reported, not
+    a failure (that is what a queue is for) until WAITING_MAX_SECONDS."""
+    if not worker_busy():
+        return LogEntryMedia.objects.none()
+    return _pending_for(settings.STUCK_AFTER_SECONDS).exclude(
+        pk__in=_pending_for(settings.WAITING_MAX_SECONDS).values("pk")
     )
 
 
@@ -163,8 +195,8 @@ def quick_problems() -> tuple[list[str], dict]:
     if is_bucket():
         problem = cached_bucket_problem(settings.STORAGE_HEALTH_CACHE_SECONDS)
         facts["storage"] = "unreachable" if problem else "ok"
-        if problem:
-            problems.append(f"storage unreachable: {problem}")
+        if problem:  # the details (endpoint, bucket) go to the log and check_worker only
+            problems.append("storage unreachable: the file store (bucket) did not answer")
     else:
         facts["storage"] = "local"
     age = heartbeat_age()
@@ -177,6 +209,7 @@ def quick_problems() -> tuple[list[str], dict]:
         problems.append(f"no worker heartbeat for {int(age)} s (limit {limit} s)")
     stuck = stuck_media().count()
     facts["stuck_videos"] = stuck
+    facts["waiting_videos"] = waiting_media().count()
     if stuck:
         minutes = settings.STUCK_AFTER_SECONDS // 60
         problems.append(f"{stuck} video(s) stuck in pending/processing for over {minutes} minutes")
@@ -188,6 +221,8 @@ def full_report() -> tuple[list[str], dict]:
     from .queue import oldest_queued_age, queue_length
 
     problems, facts = quick_problems()
+    if facts["storage"] == "unreachable":
+        problems.append(cached_bucket_problem(settings.STORAGE_HEALTH_CACHE_SECONDS) or "")
     since = timezone.now() - timedelta(hours=24)
     recent = LogEntryMedia.objects.filter(kind=LogEntryMedia.Kind.VIDEO, updated_at__gte=since)
     facts["succeeded_24h"] = recent.filter(transcode_status=LogEntryMedia.Status.READY).count()
@@ -219,6 +254,8 @@ def full_report() -> tuple[list[str], dict]:
             f"every video in the last 24 h failed ({facts['failed_24h']}); "
             f"latest: {latest.error or 'no reason recorded'}"
         )
-    if oldest is not None and oldest > settings.STUCK_AFTER_SECONDS:
+    # Waiting behind a busy worker is what a queue is for, up to WAITING_MAX_SECONDS.
+    waited = settings.WAITING_MAX_SECONDS if worker_busy() else settings.STUCK_AFTER_SECONDS
+    if oldest is not None and oldest > waited:
         problems.append(f"the oldest queued task has waited {int(oldest // 60)} minutes")
     return problems, facts

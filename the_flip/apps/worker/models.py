@@ -45,6 +45,9 @@ class TaskRecord(models.Model):
         # another worker (a duplicate delivery). Not a success: it must not push real
         # successes out of the task log.
         SKIPPED = "skipped"
+        # Stopped mid-conversion because the video left `processing` under it (deleted by a
+        # maintainer, or reset): ffmpeg was killed and the outputs thrown away. Not a failure.
+        CANCELLED = "cancelled"
         FAILED = "failed"
         INTERRUPTED = "interrupted"
 

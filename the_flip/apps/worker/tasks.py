@@ -10,19 +10,32 @@ from django.db import transaction
 from huey import crontab
 from huey.contrib.djhuey import HUEY, db_periodic_task, db_task, on_startup
 
-from . import chores, health, lifecycle, records
+from . import chores, health, lifecycle, queue, records
 from .transcoding import transcode_video
 
 log = logging.getLogger(__name__)
+
+# Shortest first: huey takes higher priorities first. A new upload gets the default (0); a
+# video whose estimated conversion is long goes back in line at LONG_JOB_PRIORITY, behind
+# every short one (and the chores), in upload order among the long ones.
+LONG_JOB_PRIORITY = -10
 
 
 @db_task(context=True, name=records.TRANSCODE_TASK)
 def transcode_media(media_id: int, task=None, **extra) -> None:
     # **extra: sentry-sdk's huey integration adds `sentry_headers` to every task enqueued by a
     # process where Sentry is on; a consumer without Sentry must not crash on it.
-    outcome = transcode_video(media_id, cancel=lifecycle.STOPPING)
+    already_long = task is not None and (task.priority or 0) <= LONG_JOB_PRIORITY
+    outcome = transcode_video(
+        media_id,
+        cancel=lifecycle.STOPPING,
+        # A long job is put off once, and only when something else is waiting.
+        may_put_off=None if already_long else functools.partial(_others_waiting, media_id),
+    )
     if outcome.requeue:
-        enqueue_transcode(media_id, delay=outcome.retry_in)
+        enqueue_transcode(
+            media_id, delay=outcome.retry_in, long_job=already_long or outcome.long_job
+        )
     if task is not None:
         records.finish(
             task.id,
@@ -33,14 +46,23 @@ def transcode_media(media_id: int, task=None, **extra) -> None:
         )
 
 
-def enqueue_transcode(media_id: int, delay: float = 0) -> None:
+def enqueue_transcode(media_id: int, delay: float = 0, *, long_job: bool = False) -> None:
     """Queue a transcode once the current transaction commits (at once outside one): before,
     the worker could find the row missing or in its old state. ``delay``: not before that
-    many seconds from now (a file store that did not answer gets a moment)."""
+    many seconds from now (a file store that did not answer gets a moment). ``long_job``:
+    behind the short ones."""
+    priority = LONG_JOB_PRIORITY if long_job else None
     if delay:
-        transaction.on_commit(functools.partial(transcode_media.schedule, (media_id,), delay=delay))
+        transaction.on_commit(
+            functools.partial(transcode_media.schedule, (media_id,), delay=delay, priority=priority)
+        )
     else:
-        transaction.on_commit(functools.partial(transcode_media, media_id))
+        transaction.on_commit(functools.partial(transcode_media, media_id, priority=priority))
+
+
+def _others_waiting(media_id: int) -> bool:
+    """Another video's transcode is in the queue (so a long job here would hold it up)."""
+    return bool(queue.queued_media_ids() - {media_id})
 
 
 def on_transcode_requested(sender, media_id: int, **kwargs) -> None:

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -33,8 +34,8 @@ COPY_CHUNK = 1024 * 1024
 @dataclass(frozen=True)
 class Outcome:
     """How one transcode run ended, for the task log; ``requeue``: the caller must put the
-    video back in the queue (the worker was stopping, or the file store did not answer),
-    ``retry_in`` seconds from now."""
+    video back in the queue (the worker was stopping, the file store did not answer, or the
+    job was put off), ``retry_in`` seconds from now, behind the short jobs when ``long_job``."""
 
     state: TaskRecord.State
     attempt: int | None = None
@@ -42,19 +43,49 @@ class Outcome:
     stderr_tail: str = ""
     requeue: bool = False
     retry_in: float = 0
+    long_job: bool = False
 
     @classmethod
     def of(cls, state: TaskRecord.State, media: LogEntryMedia | None = None, **fields) -> "Outcome":
         return cls(state, attempt=media.attempts if media is not None else None, **fields)
 
 
-def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Outcome:
+class _JobCancel:
+    """When this job's ffmpeg must stop (the pipeline polls ``is_set`` every 50 ms): the
+    worker is stopping (``stopping``, process-wide), or a progress write found the video
+    deleted or no longer ``processing`` (``video_left``, this job only)."""
+
+    def __init__(self, stopping: threading.Event | None) -> None:
+        self.stopping = stopping
+        self.video_left = threading.Event()
+
+    def is_set(self) -> bool:
+        return self.video_left.is_set() or (self.stopping is not None and self.stopping.is_set())
+
+
+class _PutOff(Exception):
+    """A long job found shorter ones waiting: it goes back in line behind them."""
+
+    def __init__(self, cost: "pipeline.Cost") -> None:
+        super().__init__(f"put off: about {cost.wall_seconds / 60:.0f} minutes of converting")
+        self.cost = cost
+
+
+def transcode_video(
+    media_id: int,
+    cancel: threading.Event | None = None,
+    *,
+    may_put_off: Callable[[], bool] | None = None,
+) -> Outcome:
     """Transcode one uploaded video; return how it ended.
 
     Safe to call twice for the same id (a duplicate delivery finds it taken, ready or failed
-    and is skipped), and safe when the maintainer deletes the video meanwhile (the outputs are
-    thrown away). Setting ``cancel`` (the worker is stopping) kills ffmpeg and puts the video
-    back in line, to be re-queued, without counting the attempt.
+    and is skipped), and safe when the maintainer deletes the video meanwhile: the next
+    progress write (~1/s) finds the row gone, ffmpeg is killed and the outputs are thrown
+    away. Setting ``cancel`` (the worker is stopping) kills ffmpeg and puts the video back in
+    line, to be re-queued, without counting the attempt. A video whose estimated conversion
+    exceeds TRANSCODE_SHORT_JOB_SECONDS is put back in line behind shorter ones (attempt not
+    counted) when ``may_put_off()`` says others are waiting.
     """
     State = TaskRecord.State
     media = LogEntryMedia.objects.filter(pk=media_id, kind=LogEntryMedia.Kind.VIDEO).first()
@@ -82,6 +113,7 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
     work_root = Path(settings.TRANSCODE_WORK_DIR)
     work_root.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"media-{media_id}-", dir=work_root))
+    job_cancel = _JobCancel(cancel)
     try:
         source = _fetch_original(media, workdir)
         result = pipeline.transcode(
@@ -89,13 +121,26 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
             workdir,
             target=settings.TRANSCODE_TARGET,
             limits=settings.TRANSCODE_LIMITS,
-            on_progress=lambda percent: _progress(media, percent),
-            cancel=cancel,
+            on_progress=lambda percent: _progress(media, percent, job_cancel),
+            cancel=job_cancel,
+            on_plan=lambda plan: _put_off_if_long(plan, may_put_off),
         )
         if not _store_result(media, result):
             return Outcome.of(State.SKIPPED, media, error="gone: deleted during its transcode")
         return Outcome.of(State.SUCCEEDED, media, stderr_tail=result.stderr_tail)
+    except _PutOff as put_off:
+        media.mark_pending(count_attempt=False)
+        log.info("media %s: %s; shorter videos go first", media_id, put_off)
+        return Outcome.of(
+            State.SKIPPED,
+            media,
+            error=f"{put_off}; queued again behind shorter videos",
+            requeue=True,
+            long_job=True,
+        )
     except pipeline.TranscodeCancelled:
+        if job_cancel.video_left.is_set():
+            return _left_while_converting(media)
         # A deploy or a restart, not the video's fault: back in line, attempt not counted.
         media.mark_pending(count_attempt=False)
         log.info("media %s: transcode stopped (worker stopping); queued again", media_id)
@@ -106,7 +151,8 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
             requeue=True,
         )
     except FileNotFoundError:  # the original is not in storage (any more)
-        media.mark_failed(Code.MISSING_ORIGINAL.reason())
+        if not media.mark_failed(Code.MISSING_ORIGINAL.reason()):
+            return _left_while_converting(media)  # deleted while we fetched it
         return Outcome.of(State.FAILED, media, error=media.error)
     except STORE_ERRORS as error:
         # The bucket did not answer: not the video's fault. Back in line with the reason
@@ -128,12 +174,40 @@ def transcode_video(media_id: int, cancel: threading.Event | None = None) -> Out
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _progress(media: LogEntryMedia, percent: int) -> None:
+def _progress(media: LogEntryMedia, percent: int, job_cancel: _JobCancel) -> None:
     """About once a second while ffmpeg runs: the row's progress and heartbeat, and, at most
     once a minute, the worker's own heartbeat and Crons check-in (a long transcode holds the
-    only worker thread, so the every-minute heartbeat task waits behind it)."""
-    media.record_progress(percent)
+    only worker thread, so the every-minute heartbeat task waits behind it). When the write
+    matches no ``processing`` row, the video was deleted or taken away: stop ffmpeg."""
+    if not media.record_progress(percent):
+        job_cancel.video_left.set()
+        return
     health.beat(throttle=settings.WORKER_PROGRESS_BEAT_SECONDS)
+
+
+def _put_off_if_long(plan: "pipeline.Plan", may_put_off: Callable[[], bool] | None) -> None:
+    """Before ffmpeg starts: a long job goes behind the shorter ones waiting (if any)."""
+    cost = plan.cost
+    if cost is None or may_put_off is None:
+        return
+    if cost.wall_seconds > settings.TRANSCODE_SHORT_JOB_SECONDS and may_put_off():
+        raise _PutOff(cost)
+
+
+def _left_while_converting(media: LogEntryMedia) -> Outcome:
+    """ffmpeg was stopped because the row left ``processing``: deleted (its files went with
+    it; ours are in the work dir, removed by the caller) or reset/retried by someone else,
+    who now owns it. Either way nothing is stored and the row is left alone."""
+    status = (
+        LogEntryMedia.objects.filter(pk=media.pk).values_list("transcode_status", flat=True).first()
+    )
+    if status is None:
+        log.info("media %s: deleted while converting; ffmpeg stopped, outputs discarded", media.pk)
+        why = "cancelled: the video was deleted while converting; ffmpeg stopped"
+    else:
+        log.info("media %s: became %s while converting; ffmpeg stopped", media.pk, status)
+        why = f"cancelled: the video became {status} while converting; ffmpeg stopped"
+    return Outcome.of(TaskRecord.State.CANCELLED, media, error=why)
 
 
 def give_up(media: LogEntryMedia, attempts: int) -> bool:

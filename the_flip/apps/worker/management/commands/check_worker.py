@@ -52,6 +52,7 @@ class Command(BaseCommand):
         out(f"stuck videos (>{_age(facts['stuck_after_seconds'])}): {facts['stuck_videos']}")
         for item in facts["stuck"]:
             out(f"  video {item['media']}: {item['status']} since {item['since']}")
+        out(f"waiting videos:       {facts['waiting_videos']} (pending behind a busy worker)")
         megabytes = facts["partial_upload_bytes"] / (1024 * 1024)
         out(f"partial uploads:      {facts['partial_uploads']} holding {megabytes:.1f} MB")
         if facts["chore_failures_24h"]:
