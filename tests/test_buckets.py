@@ -207,6 +207,36 @@ def flaky_bucket(settings, monkeypatch):
     server.stop()
 
 
+def test_an_upload_while_the_bucket_is_down_answers_503_and_saves_nothing(
+    flaky_bucket, maintainer_client, machine, photo, client, capsys
+):
+    from django.core.management import call_command
+
+    flaky_bucket.server.stop()
+    response = maintainer_client.post(
+        "/api/log-entries/",
+        {"machine": machine.pk, "text": "flipper rebuild",
+         "media": [SimpleUploadedFile(photo.name, photo.read_bytes(), "image/jpeg")]},
+    )  # fmt: skip
+    assert response.status_code == 503
+    assert response.json()["error"].startswith("The file store did not answer, so nothing")
+    assert response["Retry-After"] == "60"
+    assert not LogEntryMedia.objects.exists()
+    # The platform's health check says so too.
+    down = client.get("/healthz").json()
+    assert down["status"] == "error" and down["storage"] == "unreachable"
+    assert "storage unreachable" in down["reason"]
+    assert "127.0.0.1" not in down["reason"], "no endpoint for strangers; check_worker has it"
+    with pytest.raises(SystemExit):
+        call_command("check_worker")
+    assert f"The file store at {flaky_bucket.server.endpoint} did not answer" in (
+        capsys.readouterr().err
+    )
+
+    flaky_bucket.server.start()
+    assert upload(maintainer_client, machine, photo, "image/jpeg").photo_url
+
+
 @pytest.fixture(scope="session")
 def hevc_clip(media_dir) -> Path:
     """An iPhone clip that takes a few seconds to transcode: long enough to pull the plug."""

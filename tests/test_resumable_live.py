@@ -5,6 +5,7 @@ upload resumes where the server says it stopped, not from zero."""
 import base64
 import hashlib
 import http.client
+import json
 import socket
 import sqlite3
 import subprocess
@@ -92,12 +93,18 @@ def path_of(url: str) -> str:
 
 
 def patch_cut_short(
-    stack: Stack, phone: Client, location: str, offset: int, body: bytes, declared: int
+    stack: Stack,
+    phone: Client,
+    location: str,
+    offset: int,
+    body: bytes,
+    declared: int,
+    through_nginx: bool = False,
 ):
     """Send a PATCH's headers and only part of its body, then drop the connection, as a phone
-    leaving the Wi-Fi does. Straight to gunicorn's socket: nginx buffers each request whole, so
-    through it a cut chunk never reaches Django at all (tests/test_web_front.py), and this is
-    the Django side's promise to keep what arrived."""
+    leaving the Wi-Fi does. By default straight to gunicorn's socket (the Django side's promise
+    to keep what arrived); ``through_nginx`` as a phone really reaches us: nginx buffers each
+    request whole, so a cut chunk never reaches Django at all."""
     head_lines = [
         f"PATCH {location} HTTP/1.1",
         f"Host: 127.0.0.1:{stack.port}",
@@ -106,8 +113,12 @@ def patch_cut_short(
         f"Upload-Offset: {offset}",
         *(f"{k}: {v}" for k, v in phone.headers(**TUS).items()),
     ]
-    with socket.socket(socket.AF_UNIX) as sock:
+    if through_nginx:
+        sock = socket.create_connection(("127.0.0.1", stack.port))
+    else:
+        sock = socket.socket(socket.AF_UNIX)
         sock.connect(str(stack.web_socket))
+    with sock:
         sock.sendall(("\r\n".join(head_lines) + "\r\n\r\n").encode())
         sock.sendall(body)
         sock.shutdown(socket.SHUT_WR)
@@ -154,8 +165,14 @@ def assert_plays(stack: Stack, phone: Client, video_url: str, tmp_path: Path) ->
     )  # fmt: skip
 
 
-def patch_lines(stack: Stack, location: str) -> int:
-    return sum(f'"PATCH {location}' in line for line in stack.log_tail(2_000_000).splitlines())
+def upload_row(stack: Stack, location: str) -> tuple[int, list]:
+    """(offset, chunks) of the upload's row, read from the app's database."""
+    upload_id = location.rstrip("/").rsplit("/", 1)[1].replace("-", "")
+    with sqlite3.connect(stack.data_dir / "db.sqlite3") as db:
+        [(offset, chunks)] = db.execute(
+            "SELECT offset, chunks FROM maintenance_partialupload WHERE id = ?", (upload_id,)
+        ).fetchall()
+    return offset, json.loads(chunks)
 
 
 def test_tuspy_uploads_a_30_mb_video_in_5_mb_chunks_and_it_plays(
@@ -171,7 +188,8 @@ def test_tuspy_uploads_a_30_mb_video_in_5_mb_chunks_and_it_plays(
     size = big_clip.stat().st_size
     assert done.headers["Upload-Offset"] == str(size)
     media_path = done.headers["Media-Location"]
-    assert patch_lines(stack, location) == -(-size // CHUNK)  # one request per 5 MB chunk
+    _, chunks = upload_row(stack, location)
+    assert [start for start, _, _ in chunks] == list(range(0, size, CHUNK))  # 5 MB per PATCH
 
     media = wait_until_ready(phone, media_path)
     assert media["status"] == "ready", (media, stack.log_tail())
@@ -297,3 +315,33 @@ def test_two_patches_at_once_on_one_upload_cannot_corrupt_it(stack, phone, entry
     assert status == 409 and f"{len(content)} bytes stored" in body["error"]
     phone.request("DELETE", location, headers=TUS)
     assert stored_chunks(stack, location) == []
+
+
+def test_through_nginx_a_chunk_cut_mid_way_leaves_a_resumable_upload(
+    stack, phone, entry_id, big_clip, tmp_path
+):
+    """nginx holds each PATCH body until it is whole: a phone that drops mid-chunk costs that
+    chunk (nothing of it reaches Django), HEAD says so, and the upload goes on from there."""
+    source = big_clip.read_bytes()
+    uploader = tus_client(stack, phone, entry_id).uploader(
+        str(big_clip), chunk_size=CHUNK,
+        metadata={"filename": "IMG_NGINX.mp4", "filetype": "video/mp4"},
+    )  # fmt: skip
+    uploader.upload(stop_at=CHUNK)
+    location = path_of(uploader.url)
+    patch_cut_short(
+        stack, phone, location, CHUNK, source[CHUNK : CHUNK + 3 * MB], CHUNK, through_nginx=True
+    )
+    time.sleep(1)  # nginx has seen the client go
+    assert wait_for_offset(phone, location, CHUNK, timeout=3) == CHUNK
+    assert upload_row(stack, location)[0] == CHUNK
+    assert b"".join(p.read_bytes() for p in stored_chunks(stack, location)) == source[:CHUNK]
+
+    resumed = tus_client(stack, phone, entry_id).uploader(
+        str(big_clip), url=uploader.url, chunk_size=CHUNK
+    )
+    assert resumed.offset == CHUNK
+    resumed.upload()
+    media = wait_until_ready(phone, head(phone, location).headers["Media-Location"])
+    assert media["status"] == "ready", (media, stack.log_tail())
+    assert_plays(stack, phone, media["video_url"], tmp_path)

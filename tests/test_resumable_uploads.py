@@ -259,3 +259,33 @@ def test_the_admin_lists_partial_uploads_with_their_total(client, entry, django_
     page = client.get("/admin/maintenance/partialupload/")
     assert page.status_code == 200
     assert "Partial uploads: 1 unfinished, holding 2.0 MB" in page.content.decode()
+
+
+@pytest.mark.bucket
+def test_with_a_bucket_the_chunks_are_objects_and_nothing_stays_behind(
+    bucket, maintainer_client, entry, photo
+):
+    """BUCKET_NAME set: every chunk is an object under partial/, the photo ends in the bucket,
+    and a deleted or expired upload leaves no object."""
+    content = photo.read_bytes()
+    location = create(maintainer_client, entry, len(content))["Location"]
+    half = len(content) // 2
+    assert patch(maintainer_client, location, 0, content[:half]).status_code == 204
+    [chunk] = bucket.object_keys("partial/")
+    assert bucket.client.get_object(Bucket=bucket.name, Key=chunk)["Body"].read() == content[:half]
+    assert maintainer_client.head(location, headers=TUS)["Upload-Offset"] == str(half)
+    done = patch(maintainer_client, location, half, content[half:])
+    assert done.status_code == 204, done.content
+    [media] = entry.media.all()
+    assert bucket.object_keys("partial/") == []
+    assert bucket.object_keys() == [media.file.name]
+
+    dropped = create(maintainer_client, entry, 100)["Location"]
+    patch(maintainer_client, dropped, 0, b"d" * 10)
+    maintainer_client.delete(dropped, headers=TUS)
+    abandoned = create(maintainer_client, entry, 100)["Location"]
+    patch(maintainer_client, abandoned, 0, b"a" * 10)
+    assert len(bucket.object_keys("partial/")) == 1
+    PartialUpload.objects.filter(media__isnull=True).update(expires_at=timezone.now())
+    assert expire_partial_uploads()["expired"] == 1
+    assert bucket.object_keys("partial/") == []

@@ -13,6 +13,7 @@ AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_S3, AWS_REGION), which `fly storage crea
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
 
 MIB = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 class MediaBucket(S3Storage):
@@ -173,6 +175,8 @@ def cached_bucket_problem(max_age: float) -> str | None:
         if time.monotonic() - checked_at < max_age:
             return problem
     problem = bucket_problem(timeout=3)
+    if problem:
+        log.warning("media storage: %s", problem)
     with _probe_lock:
         _probe = (time.monotonic(), problem)
     return problem

@@ -286,6 +286,8 @@ def _complete(upload: PartialUpload, token: str) -> HttpResponse:
             with transaction.atomic():
                 media = attachments.attach(upload.log_entry, assembled)
                 if not upload.release(token, media=media):
+                    # Our claim went stale and another PATCH finished it: roll our row back
+                    # (its stored copy is left to the orphaned-files chore).
                     raise UploadRejected("Another request finished this upload already.", 409)
         except UploadRejected as rejected:
             if rejected.status != 409:
