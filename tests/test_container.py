@@ -446,6 +446,25 @@ def test_web_and_worker_roles_in_two_containers_on_one_volume(image, volume, con
 
 
 @pytest.mark.docker
+@pytest.mark.slow
+def test_a_taken_port_makes_nginx_fatal_and_the_container_exit_1(image, volume, containers):
+    """Something else already listens on PORT: nginx cannot bind, goes FATAL, supervisord is
+    stopped by the listener and the container exits 1 (the platform restarts it)."""
+    with socket.socket() as squatter:
+        squatter.bind(("0.0.0.0", 0))
+        squatter.listen()
+        container = containers(volume, PORT=str(squatter.getsockname()[1]))
+        deadline = time.monotonic() + 90
+        while container.state()["Running"]:
+            assert time.monotonic() < deadline, container.logs()
+            time.sleep(0.25)
+    logs = container.logs()
+    assert container.state()["ExitCode"] == 1, logs
+    assert "program nginx went FATAL" in logs
+    assert "Address already in use" in logs
+
+
+@pytest.mark.docker
 def test_an_unknown_role_stops_the_container_with_a_sentence(image, volume, containers):
     container = containers(volume, ROLE="webserver")
     deadline = time.monotonic() + 30
