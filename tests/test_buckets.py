@@ -113,6 +113,24 @@ def test_a_photo_is_stored_in_the_bucket_and_deleting_it_removes_the_object(
     assert files_under(Path(settings.MEDIA_ROOT)) == []
 
 
+def test_a_big_upload_streams_to_the_bucket_in_parts(bucket, maintainer_client, machine, settings):
+    """Django spools the body to a temp file; the bucket gets it in 8 MiB parts (a multipart
+    upload, whose ETag says how many), never as one 20 MB blob in memory."""
+    body = os.urandom(20 * 1024 * 1024)
+    response = maintainer_client.post(
+        "/api/log-entries/",
+        {"machine": machine.pk, "text": "long clip",
+         "media": [SimpleUploadedFile("VID_LONG.mp4", body, "video/mp4")]},
+    )  # fmt: skip
+    assert response.status_code == 201, response.content
+    media = LogEntryMedia.objects.get(pk=response.json()["media"][0]["id"])
+    stored = bucket.head(media.file.name)
+    assert stored["ContentLength"] == len(body)
+    assert stored["ETag"].strip('"').endswith("-3"), stored["ETag"]  # 8 + 8 + 4 MiB
+    assert stored["ContentType"] == "video/mp4"
+    assert files_under(Path(settings.FILE_UPLOAD_TEMP_DIR)) == [], "the temp file is gone"
+
+
 def test_originals_and_odd_names_are_never_signed(bucket, maintainer_client, machine, photo):
     media = upload(maintainer_client, machine, photo, "image/jpeg")
     for path in (
@@ -205,6 +223,36 @@ def flaky_bucket(settings, monkeypatch):
         server.start()
     media_bucket.empty()
     server.stop()
+
+
+def test_an_upload_while_the_bucket_is_down_answers_503_and_saves_nothing(
+    flaky_bucket, maintainer_client, machine, photo, client, capsys
+):
+    from django.core.management import call_command
+
+    flaky_bucket.server.stop()
+    response = maintainer_client.post(
+        "/api/log-entries/",
+        {"machine": machine.pk, "text": "flipper rebuild",
+         "media": [SimpleUploadedFile(photo.name, photo.read_bytes(), "image/jpeg")]},
+    )  # fmt: skip
+    assert response.status_code == 503
+    assert response.json()["error"].startswith("The file store did not answer, so nothing")
+    assert response["Retry-After"] == "60"
+    assert not LogEntryMedia.objects.exists()
+    # The platform's health check says so too.
+    down = client.get("/healthz").json()
+    assert down["status"] == "error" and down["storage"] == "unreachable"
+    assert "storage unreachable" in down["reason"]
+    assert "127.0.0.1" not in down["reason"], "no endpoint for strangers; check_worker has it"
+    with pytest.raises(SystemExit):
+        call_command("check_worker")
+    assert f"The file store at {flaky_bucket.server.endpoint} did not answer" in (
+        capsys.readouterr().err
+    )
+
+    flaky_bucket.server.start()
+    assert upload(maintainer_client, machine, photo, "image/jpeg").photo_url
 
 
 @pytest.fixture(scope="session")

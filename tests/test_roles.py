@@ -1,17 +1,15 @@
 """The museum outgrows one machine: the web and two workers run as separate processes, each
 with a DATA_DIR of its own (no shared disk), on one PostgreSQL database and one bucket.
 
-Production settings, real gunicorn, real `manage.py run_worker` processes, moto's S3 server
-over HTTP, a fresh PostgreSQL database of this module's own.
+Production settings, started by deploy/start (ROLE=web: nginx + gunicorn; ROLE=worker: the
+worker alone) as `make run` and the container start them, moto's S3 server over HTTP, a fresh
+PostgreSQL database of this module's own.
 """
 
-import http.client
 import json
 import os
 import secrets
 import signal
-import subprocess
-import sys
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,12 +18,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from tests.buckets import Bucket
-from tests.conftest import ROOT, require, wait_for
-from tests.live_stack import Client, free_port
+from tests.conftest import descendants, require, wait_for
+from tests.live_stack import Client, Stack
 
 pytestmark = [pytest.mark.bucket, pytest.mark.postgres, pytest.mark.slow]
-
-USERNAME, PASSWORD = "volunteer", "flippers-and-coils-" + secrets.token_hex(4)
 
 
 def _server_url() -> str:
@@ -53,84 +49,42 @@ def database_url():
 
 
 class Deployment:
-    """The processes of a two-role deployment, started as a platform would start them."""
+    """A two-role deployment as a platform runs it (deploy/start, as `make run` and the
+    container do): ROLE=web and two ROLE=worker processes, each with its own DATA_DIR, one
+    PostgreSQL database, one bucket."""
 
     def __init__(self, root: Path, database_url: str, bucket: Bucket):
-        self.root = root
         self.database_url = database_url
         self.bucket = bucket
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("THE_FLIP_TEST_")},
-            "DJANGO_SETTINGS_MODULE": "the_flip.settings.prod",
-            "SECRET_KEY": "roles-test-" + secrets.token_hex(24),
+        env = {
             "DATABASE_URL": database_url,
             **bucket.env,
-            "PYTHONUNBUFFERED": "1",
-            "WORKER_MAX_TASKS": "0",  # no supervisord here to start a fresh one
             # A killed worker's video is noticed by the other at its next minute's reset.
             "TRANSCODE_STALE_SECONDS": "5",
             "WORKER_STARTUP_STALE_SECONDS": "1",
             "WORKER_BEAT_SECONDS": "2",
         }
-        for name in ("DEBUG", "FORCE_HTTPS", "SENTRY_DSN", "ROLE"):
-            self.env.pop(name, None)
-        self.processes: list[subprocess.Popen] = []
-        self.port = free_port()
+        self.web = Stack(root / "web", role="web", **env)
+        self.workers = [
+            Stack(root / name, role="worker", **env) for name in ("worker-a", "worker-b")
+        ]
+        self.port = self.web.port
 
-    def data_dir(self, role: str) -> Path:
-        folder = self.root / role
-        folder.mkdir(exist_ok=True)
-        return folder
+    @property
+    def stacks(self) -> list[Stack]:
+        return [self.web, *self.workers]
 
-    def manage(self, *args: str, role: str = "web") -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env={**self.env, "DATA_DIR": str(self.data_dir(role))},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        return done.stdout
-
-    def _start(self, role: str, argv: list[str], **env: str) -> subprocess.Popen:
-        log = (self.root / f"{role}.log").open("ab")
-        process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env={**self.env, "DATA_DIR": str(self.data_dir(role)), **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        process.role = role
-        self.processes.append(process)
-        return process
-
-    def start_web(self) -> None:
-        gunicorn = str(Path(sys.executable).parent / "gunicorn")
-        self._start("web", [gunicorn, "--config", "deploy/gunicorn.conf.py",
-                            "the_flip.wsgi:application"],
-                    PORT=str(self.port), BIND_HOST="127.0.0.1", WEB_CONCURRENCY="1")  # fmt: skip
-
-    def start_worker(self, role: str) -> subprocess.Popen:
-        return self._start(role, [sys.executable, "manage.py", "run_worker"])
-
-    def log(self, role: str) -> str:
-        path = self.root / f"{role}.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+    def start(self) -> "Deployment":
+        for stack in self.stacks:
+            stack.start()
+        return self
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        for stack in self.stacks:
+            stack.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"== {s.data_dir.name}\n{s.log_tail(2500)}" for s in self.stacks)
 
     def sql(self, query: str, *params) -> list[tuple]:
         import psycopg
@@ -143,30 +97,23 @@ class Deployment:
 def deployment(database_url, s3_server, tmp_path_factory):
     bucket = Bucket(s3_server)
     site = Deployment(tmp_path_factory.mktemp("roles"), database_url, bucket)
-    site.manage("check")  # what `make run` and the entrypoint run first: the bucket answers
-    site.manage("migrate", "--noinput", "-v0")
-    site.manage("setup_queue", "-v0")
-    site.manage("collectstatic", "--noinput", "-v0")
-    site.env.update(DJANGO_SUPERUSER_USERNAME=USERNAME, DJANGO_SUPERUSER_PASSWORD=PASSWORD,
-                    DJANGO_SUPERUSER_EMAIL="volunteer@example.org")  # fmt: skip
-    site.manage("createsuperuser", "--noinput")
-    site.start_web()
-    site.workers = {role: site.start_worker(role) for role in ("worker-a", "worker-b")}
+    # What `make run` and the web's entrypoint run first: the bucket answers.
+    site.web.manage("check")
+    site.start()
 
-    def ready():
+    def healthy():
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", site.port, timeout=5)
-            conn.request("GET", "/healthz")
-            body = json.loads(conn.getresponse().read() or b"{}")
-            return body.get("workers_alive") == 2 and body
-        except OSError:
+            status, body = site.web.healthz()
+        except (OSError, ValueError):
             return False
+        return status == 200 and body.get("workers_alive") == 2 and body
 
     try:
-        wait_for(ready, timeout=60, what="the web and both workers to be healthy")
+        body = wait_for(healthy, timeout=60, what="the web and both workers to be healthy")
+        assert body["storage"] == "ok"
     except AssertionError as slow:
         site.stop()
-        raise AssertionError(site.log("web") + site.log("worker-a")) from slow
+        raise AssertionError(site.logs()) from slow
     yield site
     site.stop()
     bucket.empty()
@@ -210,15 +157,15 @@ def upload(client: Client, machine_id: int, clip: Path, content_type: str) -> in
 
 
 def no_media_on_disk(site: Deployment) -> None:
-    for role in ("web", "worker-a", "worker-b"):
-        media = site.data_dir(role) / "media"
-        assert not media.exists() or not any(media.rglob("*")), f"{role} kept media on disk"
+    for stack in site.stacks:
+        media = stack.data_dir / "media"
+        assert not media.exists() or not any(media.rglob("*")), f"{stack.data_dir} has media"
 
 
 def test_ten_videos_at_once_are_each_transcoded_exactly_once_by_two_workers(
     deployment, android_clip
 ):
-    client = Client(deployment.port, USERNAME, PASSWORD)
+    client = Client(deployment.port)
     status, machine = client.request(
         "POST", "/api/machines/", body=json.dumps({"name": "Medieval Madness"}),
         headers={"Content-Type": "application/json"},
@@ -233,7 +180,7 @@ def test_ten_videos_at_once_are_each_transcoded_exactly_once_by_two_workers(
         return all(state in ("ready", "failed") for state in states) and states
 
     states = wait_for(all_done, timeout=240, interval=1, what="ten videos to be transcoded")
-    assert states == ["ready"] * 10, deployment.log("worker-a") + deployment.log("worker-b")
+    assert states == ["ready"] * 10, deployment.logs()
     runs = deployment.sql(
         "select media_id, count(*), array_agg(distinct worker_pid) from worker_taskrecord "
         "where state = 'succeeded' and task_name like %s group by media_id",
@@ -246,7 +193,7 @@ def test_ten_videos_at_once_are_each_transcoded_exactly_once_by_two_workers(
     )
     assert [a for (a,) in attempts] == [1] * 10, "one ffmpeg run per video"
     pids = {pid for _, _, pids in runs for pid in pids}
-    assert pids == {w.pid for w in deployment.workers.values()}, "both workers took a share"
+    assert pids == {w.process.pid for w in deployment.workers}, "both workers took a share"
 
     # The web and the workers share no disk: everything is in the bucket.
     no_media_on_disk(deployment)
@@ -261,7 +208,7 @@ def test_a_worker_killed_mid_transcode_loses_nothing_the_other_finishes_it(deplo
     from tests import clips
 
     clip = clips.iphone_hevc_mov(media_dir / "IMG_KILL.MOV", size="640x360", seconds=12)
-    client = Client(deployment.port, USERNAME, PASSWORD)
+    client = Client(deployment.port)
     _, machines = client.request("GET", "/api/machines/")
     media_id = upload(client, machines[0]["id"], clip, "video/quicktime")
 
@@ -274,10 +221,10 @@ def test_a_worker_killed_mid_transcode_loses_nothing_the_other_finishes_it(deplo
 
     holder = wait_for(running, timeout=90, interval=0.1, what="ffmpeg to be running")
     pid = int(holder.split(":")[1])
-    victim = next(p for p in deployment.workers.values() if p.pid == pid)
-    survivor = next(p for p in deployment.workers.values() if p.pid != pid)
+    victim = next(w.process for w in deployment.workers if w.process.pid == pid)
+    survivor = next(w.process for w in deployment.workers if w.process.pid != pid)
     # Like the OOM killer: the worker and its ffmpeg die at once, no goodbye.
-    for process_id in [victim.pid, *_children(victim.pid)]:
+    for process_id in [victim.pid, *descendants(victim.pid)]:
         os.kill(process_id, signal.SIGKILL)
     victim.wait(timeout=10)
     assert media_of(client, media_id)["status"] == "processing"
@@ -287,7 +234,7 @@ def test_a_worker_killed_mid_transcode_loses_nothing_the_other_finishes_it(deplo
         return body["status"] in ("ready", "failed") and body
 
     body = wait_for(finished, timeout=180, interval=1, what="the other worker to finish it")
-    assert body["status"] == "ready", deployment.log(survivor.role)
+    assert body["status"] == "ready", deployment.logs()
     assert survivor.poll() is None
     ((attempts, worker),) = deployment.sql(
         "select attempts, worker from maintenance_logentrymedia where id = %s", media_id
@@ -300,16 +247,3 @@ def test_a_worker_killed_mid_transcode_loses_nothing_the_other_finishes_it(deplo
     assert not [key for key in deployment.bucket.object_keys() if key.startswith("originals/")]
     plays(client, body)
     no_media_on_disk(deployment)
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            child = int(stat.parent.name)
-            found += [child, *_children(child)]
-    return found

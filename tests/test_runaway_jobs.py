@@ -134,6 +134,39 @@ def test_a_video_deleted_mid_transcode_stops_ffmpeg_and_the_next_video_runs(
 
 
 @pytest.mark.slow
+def test_a_video_taken_away_mid_transcode_stops_ffmpeg_and_is_left_to_its_new_owner(
+    consumer_factory, maintainer_client, machine, slow_clip
+):
+    """Not only deletion: any change that takes the row out of `processing` (an admin marking
+    it failed, a reset that handed it to another worker) stops this worker's ffmpeg."""
+    consumer = consumer_factory()
+    media = upload(maintainer_client, machine, slow_clip)
+    wait_for(
+        lambda: media.refresh_from_db() or (media.progress or 0) > 0,
+        timeout=60,
+        interval=0.05,
+        what="ffmpeg to be converting",
+    )
+    original = media.file.name
+    LogEntryMedia.objects.filter(pk=media.pk).update(transcode_status="failed", error="by hand")
+    wait_for(
+        lambda: not ffmpeg_children_converting(consumer, media.pk, original),
+        timeout=5,
+        interval=0.1,
+        what="ffmpeg to stop",
+    )
+    record = wait_for(
+        lambda: TaskRecord.objects.filter(media=media, state=TaskRecord.State.CANCELLED).first(),
+        timeout=10,
+        what="the task log to say cancelled",
+    )
+    assert record.error == "cancelled: the video became failed while converting; ffmpeg stopped"
+    media.refresh_from_db()
+    assert (media.transcode_status, media.error) == ("failed", "by hand"), "left alone"
+    assert Path(media.file.path).exists(), "the original stays with the row"
+
+
+@pytest.mark.slow
 def test_a_video_too_costly_for_this_machine_is_refused_before_ffmpeg_starts(
     consumer_factory, maintainer_client, machine, iphone_clip
 ):
@@ -212,7 +245,47 @@ def test_waiting_far_too_long_is_stuck_even_behind_a_busy_worker(client, machine
     assert response.json()["stuck_videos"] == 1
 
 
+def test_check_worker_is_healthy_while_the_queue_waits_behind_a_busy_worker(
+    capsys, machine, django_capture_on_commit_callbacks
+):
+    from django.core.management import call_command
+
+    from the_flip.apps.maintenance import attachments
+
+    beat(5)
+    make_video(machine, status="processing", attempts=1, age=20 * 60, heartbeat_age=1)
+    waiting = make_video(machine, status="pending", age=20 * 60)
+    with django_capture_on_commit_callbacks(execute=True):
+        attachments.request_transcode(waiting)
+    TaskRecord.objects.filter(media=waiting).update(
+        enqueued_at=timezone.now() - timedelta(minutes=20)
+    )
+    call_command("check_worker")
+    out = capsys.readouterr().out
+    assert "oldest queued task:   20 min" in out
+    assert "waiting videos:       1 (pending behind a busy worker)" in out
+    assert "OK: the worker is healthy." in out
+
+
 def test_a_transcode_that_stopped_reporting_progress_is_stuck(client, machine):
     beat(5)
     make_video(machine, status="processing", attempts=1, age=20 * 60, heartbeat_age=16 * 60)
     assert client.get("/healthz").status_code == 503
+
+
+def test_cancelled_runs_do_not_pile_up_in_the_task_log(db):
+    """Each deletion mid-transcode leaves one cancelled record; the hourly prune keeps the last
+    50, counted apart, so they never push successes out either."""
+    from the_flip.apps.worker import chores
+
+    TaskRecord.objects.bulk_create(
+        TaskRecord(task_id=f"s{i}", task_name="transcode_media", state="succeeded")
+        for i in range(50)
+    )
+    TaskRecord.objects.bulk_create(
+        TaskRecord(task_id=f"c{i}", task_name="transcode_media", state="cancelled")
+        for i in range(70)
+    )
+    chores.prune_task_records()
+    assert TaskRecord.objects.filter(state="cancelled").count() == 50
+    assert TaskRecord.objects.filter(state="succeeded").count() == 50

@@ -167,8 +167,10 @@ def test_a_long_transcode_keeps_the_worker_checking_in(
 
     monkeypatch.setattr(health, "_last_beat", 0.0)
     media = make_video(machine, status="processing", attempts=1)
+    job = transcoding._JobCancel(None)
     for percent in (10, 11, 12):  # three progress reports, a second apart in real life
-        transcoding._progress(media, percent)
+        transcoding._progress(media, percent, job)
+    assert not job.is_set(), "the video is still processing: ffmpeg goes on"
     media.refresh_from_db()
     assert media.progress == 12
     assert WorkerHeartbeat.objects.filter(worker=health.worker_identity()).exists()

@@ -13,6 +13,8 @@ AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_S3, AWS_REGION), which `fly storage crea
 
 from __future__ import annotations
 
+import logging
+import mimetypes
 import threading
 import time
 from datetime import datetime, timedelta
@@ -36,6 +38,7 @@ from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
 
 MIB = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 class MediaBucket(S3Storage):
@@ -72,6 +75,13 @@ class MediaBucket(S3Storage):
             ),
         )
         return defaults
+
+    def get_object_parameters(self, name: str) -> dict:
+        """Content-Type from our own (random) name's extension, never from what the phone
+        declared: video/mp4 and image/jpeg for what /media/ serves."""
+        params = super().get_object_parameters(name)
+        params.setdefault("ContentType", mimetypes.guess_type(name)[0] or self.default_content_type)
+        return params
 
     def _open(self, name: str, mode: str = "rb") -> File:
         if mode != "rb":
@@ -173,6 +183,8 @@ def cached_bucket_problem(max_age: float) -> str | None:
         if time.monotonic() - checked_at < max_age:
             return problem
     problem = bucket_problem(timeout=3)
+    if problem:
+        log.warning("media storage: %s", problem)
     with _probe_lock:
         _probe = (time.monotonic(), problem)
     return problem

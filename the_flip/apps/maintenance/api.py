@@ -7,6 +7,7 @@ checked *before* CSRF and before any upload byte is read) and turns refusals int
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
@@ -26,6 +27,7 @@ from django.views.csrf import csrf_failure as html_csrf_failure
 from django.views.decorators.http import require_http_methods
 
 from the_flip.apps.catalog.models import Machine
+from the_flip.storage import STORE_ERRORS
 
 from . import attachments, idempotency
 from .models import LogEntry, LogEntryMedia
@@ -37,6 +39,8 @@ from .uploads import (
     too_many_files_message,
 )
 
+log = logging.getLogger(__name__)
+
 
 def error(message: str, status: int = 400) -> JsonResponse:
     response = JsonResponse({"error": message}, status=status)
@@ -47,6 +51,8 @@ def error(message: str, status: int = 400) -> JsonResponse:
 
 # What Django raises while it reads a request body it will not take.
 UNREADABLE_BODY = (MultiPartParserError, SuspiciousOperation, BadRequest)
+# The bucket did not answer while we stored an upload (the entry was not saved).
+STORE_UNAVAILABLE = "The file store did not answer, so nothing was saved. Try again in a minute."
 
 
 def unreadable_body(problem: Exception) -> JsonResponse:
@@ -96,6 +102,12 @@ def api_view(methods: list[str], max_files: int | None = None) -> Callable:
                 return error("There is nothing here (it may have been deleted).", 404)
             except UNREADABLE_BODY as problem:  # read in the view (JSON bodies, files)
                 return unreadable_body(problem)
+            except STORE_ERRORS:  # the bucket did not answer: the transaction rolled back
+                log.warning("file store unavailable during %s %s", request.method, request.path,
+                            exc_info=True)  # fmt: skip
+                response = error(STORE_UNAVAILABLE, 503)
+                response["Retry-After"] = "60"
+                return response
 
         wrapper.is_api_view = True
         wrapper.max_upload_files = max_files or 0  # request_limits: the body it may take

@@ -139,6 +139,12 @@ def heartbeat_age() -> float | None:
     return None if latest is None else max(0.0, (timezone.now() - latest).total_seconds())
 
 
+def prune_heartbeats(older_than: timedelta = timedelta(days=1)) -> int:
+    """Rows of workers gone for a day (every restart or recycle is a new worker)."""
+    deleted, _ = WorkerHeartbeat.objects.filter(beat_at__lt=timezone.now() - older_than).delete()
+    return deleted
+
+
 def worker_busy() -> bool:
     """A worker is making progress: some video's progress heartbeat (written ~1/s while ffmpeg
     runs) is fresh, i.e. younger than TRANSCODE_STALE_SECONDS."""
@@ -155,12 +161,6 @@ def _pending_for(seconds: float):
         transcode_status=LogEntryMedia.Status.PENDING,
         updated_at__lt=since,
     )
-
-
-def prune_heartbeats(older_than: timedelta = timedelta(days=1)) -> int:
-    """Rows of workers gone for a day (every restart or recycle is a new worker)."""
-    deleted, _ = WorkerHeartbeat.objects.filter(beat_at__lt=timezone.now() - older_than).delete()
-    return deleted
 
 
 def stuck_media():
@@ -183,9 +183,8 @@ def waiting_media():
     a failure (that is what a queue is for) until WAITING_MAX_SECONDS."""
     if not worker_busy():
         return LogEntryMedia.objects.none()
-    return _pending_for(settings.STUCK_AFTER_SECONDS).exclude(
-        pk__in=_pending_for(settings.WAITING_MAX_SECONDS).values("pk")
-    )
+    too_long = timezone.now() - timedelta(seconds=settings.WAITING_MAX_SECONDS)
+    return _pending_for(settings.STUCK_AFTER_SECONDS).filter(updated_at__gte=too_long)
 
 
 def quick_problems() -> tuple[list[str], dict]:
@@ -195,8 +194,8 @@ def quick_problems() -> tuple[list[str], dict]:
     if is_bucket():
         problem = cached_bucket_problem(settings.STORAGE_HEALTH_CACHE_SECONDS)
         facts["storage"] = "unreachable" if problem else "ok"
-        if problem:
-            problems.append(f"storage unreachable: {problem}")
+        if problem:  # the details (endpoint, bucket) go to the log and check_worker only
+            problems.append("storage unreachable: the file store (bucket) did not answer")
     else:
         facts["storage"] = "local"
     age = heartbeat_age()
@@ -221,6 +220,8 @@ def full_report() -> tuple[list[str], dict]:
     from .queue import oldest_queued_age, queue_length
 
     problems, facts = quick_problems()
+    if facts["storage"] == "unreachable":
+        problems.append(cached_bucket_problem(settings.STORAGE_HEALTH_CACHE_SECONDS) or "")
     since = timezone.now() - timedelta(hours=24)
     recent = LogEntryMedia.objects.filter(kind=LogEntryMedia.Kind.VIDEO, updated_at__gte=since)
     facts["succeeded_24h"] = recent.filter(transcode_status=LogEntryMedia.Status.READY).count()
