@@ -149,6 +149,20 @@ def huey_consumer(consumer_factory):
     return consumer_factory()
 
 
+def descendants(pid: int) -> list[int]:
+    """The process ids below ``pid`` (children, their children...), read from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            child = int(stat.parent.name)
+            found += [child, *descendants(child)]
+    return found
+
+
 def wait_for(predicate, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -113,6 +113,24 @@ def test_a_photo_is_stored_in_the_bucket_and_deleting_it_removes_the_object(
     assert files_under(Path(settings.MEDIA_ROOT)) == []
 
 
+def test_a_big_upload_streams_to_the_bucket_in_parts(bucket, maintainer_client, machine, settings):
+    """Django spools the body to a temp file; the bucket gets it in 8 MiB parts (a multipart
+    upload, whose ETag says how many), never as one 20 MB blob in memory."""
+    body = os.urandom(20 * 1024 * 1024)
+    response = maintainer_client.post(
+        "/api/log-entries/",
+        {"machine": machine.pk, "text": "long clip",
+         "media": [SimpleUploadedFile("VID_LONG.mp4", body, "video/mp4")]},
+    )  # fmt: skip
+    assert response.status_code == 201, response.content
+    media = LogEntryMedia.objects.get(pk=response.json()["media"][0]["id"])
+    stored = bucket.head(media.file.name)
+    assert stored["ContentLength"] == len(body)
+    assert stored["ETag"].strip('"').endswith("-3"), stored["ETag"]  # 8 + 8 + 4 MiB
+    assert stored["ContentType"] == "video/mp4"
+    assert files_under(Path(settings.FILE_UPLOAD_TEMP_DIR)) == [], "the temp file is gone"
+
+
 def test_originals_and_odd_names_are_never_signed(bucket, maintainer_client, machine, photo):
     media = upload(maintainer_client, machine, photo, "image/jpeg")
     for path in (

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from tests.buckets import Bucket
-from tests.conftest import require, wait_for
+from tests.conftest import descendants, require, wait_for
 from tests.live_stack import Client, Stack
 
 pytestmark = [pytest.mark.bucket, pytest.mark.postgres, pytest.mark.slow]
@@ -224,7 +224,7 @@ def test_a_worker_killed_mid_transcode_loses_nothing_the_other_finishes_it(deplo
     victim = next(w.process for w in deployment.workers if w.process.pid == pid)
     survivor = next(w.process for w in deployment.workers if w.process.pid != pid)
     # Like the OOM killer: the worker and its ffmpeg die at once, no goodbye.
-    for process_id in [victim.pid, *_children(victim.pid)]:
+    for process_id in [victim.pid, *descendants(victim.pid)]:
         os.kill(process_id, signal.SIGKILL)
     victim.wait(timeout=10)
     assert media_of(client, media_id)["status"] == "processing"
@@ -247,16 +247,3 @@ def test_a_worker_killed_mid_transcode_loses_nothing_the_other_finishes_it(deplo
     assert not [key for key in deployment.bucket.object_keys() if key.startswith("originals/")]
     plays(client, body)
     no_media_on_disk(deployment)
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            child = int(stat.parent.name)
-            found += [child, *_children(child)]
-    return found

@@ -57,6 +57,9 @@ def test_retry_action_from_task_records_and_from_media(
     assert response.status_code == 200
     messages = [str(m) for m in response.context["messages"]]
     assert "Queued 1 video(s) again." in messages
+    assert (
+        "Only failed videos whose original is still stored can be retried; skipped 1." in messages
+    ), "the admin says why the ready one was left alone"
     failed.refresh_from_db()
     assert (failed.transcode_status, failed.attempts) == ("pending", 0)
     assert queued_ids() == [failed.pk]

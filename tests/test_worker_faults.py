@@ -16,7 +16,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests import clips
-from tests.conftest import ROOT, require, subprocess_env, wait_for
+from tests.conftest import ROOT, descendants, require, subprocess_env, wait_for
 from the_flip.apps.maintenance import attachments
 from the_flip.apps.maintenance.models import LogEntryMedia
 from the_flip.apps.worker.models import TaskRecord
@@ -51,19 +51,6 @@ def mid_transcode(media: LogEntryMedia) -> LogEntryMedia:
     return media
 
 
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            child = int(stat.parent.name)
-            found += [child, *children(child)]
-    return found
-
-
 def ffmpeg_running() -> bool:
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -86,7 +73,7 @@ def test_kill_9_mid_transcode_then_restart_ends_ready(
     media = mid_transcode(upload(maintainer_client, machine, long_clip))
     original = Path(media.file.path)
     # Like the OOM killer: the consumer and its ffmpeg die at once, no goodbye.
-    for pid in [first.pid, *children(first.pid)]:
+    for pid in [first.pid, *descendants(first.pid)]:
         os.kill(pid, signal.SIGKILL)
     first.wait(timeout=10)
     media.refresh_from_db()

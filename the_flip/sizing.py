@@ -45,11 +45,13 @@ from pathlib import Path
 
 MIB = 1024 * 1024
 
-# The memory budget, in MiB (measured: docs/benchmarks.md, "Small machine").
-TRANSCODE_RESERVE_MB = 640  # ffmpeg on a 3 s 4K HLG clip at 1 CPU, plus the huey consumer
+# The memory budget, in MiB (measured: docs/benchmarks.md "Small machine", docs/security.md
+# "Photos"). Only machines above 1.5 GiB get more than one web process or photo decode; below
+# that everything is 1 and the 4K lookahead drops to 10, which the container test proves fits.
+TRANSCODE_RESERVE_MB = 680  # ffmpeg on a 4K 10-bit HLG clip (606 MB at lookahead 20) + consumer
 BASE_MB = 80  # supervisord, nginx, gunicorn's master
 WEB_PROCESS_MB = 90  # one gunicorn worker with Django loaded, after some requests
-PHOTO_DECODE_MB = 280  # one photo at the pixel budget (maintenance/photos.py)
+PHOTO_DECODE_MB = 250  # one photo at the pixel budget: a 50 MP PNG peaks at 247 MB
 WEB_REQUESTS = 16  # requests the site serves at once, over all gunicorn workers
 MAX_WEB_PROCESSES = 8
 MAX_PHOTO_DECODES = 2

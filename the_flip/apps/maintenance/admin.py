@@ -86,16 +86,23 @@ class LogEntryMediaAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry the selected failed videos")
     def retry(self, request, queryset) -> None:
-        retried = sum(1 for media in queryset if attachments.retry(media))
-        skipped = queryset.count() - retried
-        self.message_user(request, f"Queued {retried} video(s) again.", messages.SUCCESS)
-        if skipped:
-            self.message_user(
-                request,
-                f"Skipped {skipped}: only failed videos whose original is still stored "
-                "can be retried.",
-                messages.WARNING,
-            )
+        retry_and_report(self, request, queryset)
+
+
+def retry_and_report(model_admin: admin.ModelAdmin, request, media) -> None:
+    """The admin's Retry (the media list's and the task log's): retry each, say what
+    happened and why some were left alone."""
+    media = list(media)
+    retried = sum(1 for item in media if attachments.retry(item))
+    model_admin.message_user(request, f"Queued {retried} video(s) again.", messages.SUCCESS)
+    skipped = len(media) - retried
+    if skipped or not media:
+        model_admin.message_user(
+            request,
+            "Only failed videos whose original is still stored can be retried"
+            + (f"; skipped {skipped}." if skipped else "."),
+            messages.WARNING,
+        )
 
 
 @admin.register(PartialUpload)

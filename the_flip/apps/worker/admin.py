@@ -1,6 +1,6 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 
-from the_flip.apps.maintenance import attachments
+from the_flip.apps.maintenance.admin import retry_and_report
 
 from .models import TaskRecord, WorkerHeartbeat
 
@@ -49,11 +49,4 @@ class TaskRecordAdmin(admin.ModelAdmin):
     @admin.action(description="Retry the videos of the selected records (failed videos only)")
     def retry_media(self, request, queryset) -> None:
         media = {record.media for record in queryset.select_related("media") if record.media}
-        retried = sum(1 for item in media if attachments.retry(item))
-        self.message_user(request, f"Queued {retried} video(s) again.", messages.SUCCESS)
-        if len(media) > retried or not media:
-            self.message_user(
-                request,
-                "Only failed videos whose original is still stored can be retried.",
-                messages.WARNING,
-            )
+        retry_and_report(self, request, media)
