@@ -289,3 +289,24 @@ def test_cancelled_runs_do_not_pile_up_in_the_task_log(db):
     chores.prune_task_records()
     assert TaskRecord.objects.filter(state="cancelled").count() == 50
     assert TaskRecord.objects.filter(state="succeeded").count() == 50
+
+
+def test_a_worker_whose_video_was_handed_to_another_stops_at_its_next_progress_write(machine):
+    """The stale reset gave the video to a second worker (the first looked dead, but was only
+    slow): the first one's next progress write matches nothing, so its ffmpeg stops instead of
+    converting the same video twice."""
+    from the_flip.apps.worker import transcoding
+
+    media = make_video(machine, status="pending")
+    assert media.start_processing(worker="host-a:11:aaaa")
+    job = transcoding._JobCancel(None)
+    transcoding._progress(media, 10, job)
+    assert not job.is_set()
+    LogEntryMedia.objects.filter(pk=media.pk).update(worker="host-b:22:bbbb")  # taken over
+    transcoding._progress(media, 11, job)
+    assert job.is_set(), "ffmpeg is told to stop"
+    outcome = transcoding._left_while_converting(media)
+    assert outcome.state == TaskRecord.State.CANCELLED
+    assert outcome.error == "cancelled: another worker took the video over; ffmpeg stopped"
+    media.refresh_from_db()
+    assert (media.progress, media.worker) == (10, "host-b:22:bbbb"), "the new holder's row"
