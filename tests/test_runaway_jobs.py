@@ -25,8 +25,6 @@ from tests.worker_helpers import make_video
 from the_flip.apps.maintenance.models import LogEntryMedia
 from the_flip.apps.worker.models import TaskRecord, WorkerHeartbeat
 
-SLOW = "slow"
-
 
 @pytest.fixture(scope="session")
 def slow_clip(media_dir) -> Path:
