@@ -20,12 +20,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from tests import clips
-from tests.conftest import wait_for
+from tests.conftest import descendants, wait_for
 from tests.worker_helpers import make_video
 from the_flip.apps.maintenance.models import LogEntryMedia
 from the_flip.apps.worker.models import TaskRecord, WorkerHeartbeat
-
-SLOW = "slow"
 
 
 @pytest.fixture(scope="session")
@@ -54,19 +52,6 @@ def finished(media: LogEntryMedia, timeout: float = 120) -> LogEntryMedia:
         what=f"video {media.pk} to finish",
     )
     return media
-
-
-def descendants(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            child = int(stat.parent.name)
-            found += [child, *descendants(child)]
-    return found
 
 
 def ffmpeg_children_converting(consumer, media_id: int, original_name: str) -> list[int]:
