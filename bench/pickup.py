@@ -66,7 +66,7 @@ def child(jobs: int) -> None:
     )
     try:
         deadline = time.monotonic() + 60
-        while WorkerHeartbeat.age_seconds() is None:
+        while not WorkerHeartbeat.objects.exists():  # the worker's first beat: it is up
             if time.monotonic() > deadline or worker.poll() is not None:
                 raise SystemExit("the worker did not start; see worker.log")
             time.sleep(0.1)

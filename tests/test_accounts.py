@@ -27,6 +27,7 @@ def test_only_the_account_pages_that_work_are_offered(client, maintainer):
     for url in ("/accounts/password_reset/", "/accounts/reset/MQ/set-password/"):
         assert client.get(url).status_code == 404
     assert client.get("/accounts/login/").status_code == 200
+    assert "Forgotten your password" not in client.get("/admin/login/").content.decode()
     # A maintainer changes their own password, and the pages around it render.
     client.force_login(maintainer)
     form = client.get("/accounts/password_change/")

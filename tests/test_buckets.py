@@ -113,6 +113,24 @@ def test_a_photo_is_stored_in_the_bucket_and_deleting_it_removes_the_object(
     assert files_under(Path(settings.MEDIA_ROOT)) == []
 
 
+def test_a_big_upload_streams_to_the_bucket_in_parts(bucket, maintainer_client, machine, settings):
+    """Django spools the body to a temp file; the bucket gets it in 8 MiB parts (a multipart
+    upload, whose ETag says how many), never as one 20 MB blob in memory."""
+    body = os.urandom(20 * 1024 * 1024)
+    response = maintainer_client.post(
+        "/api/log-entries/",
+        {"machine": machine.pk, "text": "long clip",
+         "media": [SimpleUploadedFile("VID_LONG.mp4", body, "video/mp4")]},
+    )  # fmt: skip
+    assert response.status_code == 201, response.content
+    media = LogEntryMedia.objects.get(pk=response.json()["media"][0]["id"])
+    stored = bucket.head(media.file.name)
+    assert stored["ContentLength"] == len(body)
+    assert stored["ETag"].strip('"').endswith("-3"), stored["ETag"]  # 8 + 8 + 4 MiB
+    assert stored["ContentType"] == "video/mp4"
+    assert files_under(Path(settings.FILE_UPLOAD_TEMP_DIR)) == [], "the temp file is gone"
+
+
 def test_originals_and_odd_names_are_never_signed(bucket, maintainer_client, machine, photo):
     media = upload(maintainer_client, machine, photo, "image/jpeg")
     for path in (
@@ -121,6 +139,28 @@ def test_originals_and_odd_names_are_never_signed(bucket, maintainer_client, mac
         "/media/partial/abc/000000000000-x",
     ):
         assert maintainer_client.get(path).status_code == 404, path
+
+
+@pytest.mark.django_db
+def test_the_worker_rechecks_the_size_cap_while_copying_from_the_bucket(bucket, machine, settings):
+    """An object bigger than the cap (put there by other means, or the cap lowered since) is
+    refused while it is copied to the scratch dir, not after."""
+    from django.core.files.base import ContentFile
+
+    from the_flip.apps.maintenance.models import LogEntry
+    from the_flip.apps.worker.transcoding import transcode_video
+
+    entry = LogEntry.objects.create(machine=machine, text="huge")
+    media = LogEntryMedia(log_entry=entry, kind="video", original_name="huge.mov")
+    media.file.save("huge.mov", ContentFile(b"\0" * (3 * 1024 * 1024)), save=False)
+    media.save()
+    settings.MAX_UPLOAD_BYTES = 1024 * 1024
+    outcome = transcode_video(media.pk)
+    media.refresh_from_db()
+    assert outcome.state == "failed" and media.transcode_status == "failed"
+    assert media.error == "This video is larger than 1 MB, the most we accept for one file."
+    assert files_under(Path(settings.TRANSCODE_WORK_DIR)) == [], "the partial copy is gone"
+    assert bucket.object_keys() == [media.file.name], "the original is kept for a retry"
 
 
 @pytest.mark.django_db

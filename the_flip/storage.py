@@ -14,6 +14,7 @@ AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_S3, AWS_REGION), which `fly storage crea
 from __future__ import annotations
 
 import logging
+import mimetypes
 import threading
 import time
 from datetime import datetime, timedelta
@@ -74,6 +75,13 @@ class MediaBucket(S3Storage):
             ),
         )
         return defaults
+
+    def get_object_parameters(self, name: str) -> dict:
+        """Content-Type from our own (random) name's extension, never from what the phone
+        declared: video/mp4 and image/jpeg for what /media/ serves."""
+        params = super().get_object_parameters(name)
+        params.setdefault("ContentType", mimetypes.guess_type(name)[0] or self.default_content_type)
+        return params
 
     def _open(self, name: str, mode: str = "rb") -> File:
         if mode != "rb":
