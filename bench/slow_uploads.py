@@ -1,22 +1,24 @@
-"""Page latency while 20 slow phones upload: one multipart POST per file vs tus chunks.
+"""Page latency while 20 slow phones upload: one multipart POST per file vs tus chunks,
+straight to gunicorn and through nginx, in one run.
 
-Starts the app as `make run` does (supervisord: gunicorn + consumer) with one gunicorn
-worker of 16 threads, then fetches a machine's log page one request at a time: first idle,
-then while 20 clients on 127.0.0.1, each throttled to ~1 MB/s, upload a file of --mb MB,
-first as one multipart POST each, then with tus (PATCH chunks of --chunk-mb MB). Reports page
-p50/p99 per phase, their ratio to idle, and how long the longest single upload request held
-a web thread. With --nginx (when tests/live_stack.py can put nginx in front) the same phases
-run again through nginx. JSON goes to bench/out/slow_uploads.json.
+Starts the app as `make run` does (deploy/start: nginx in front of gunicorn, and the worker)
+with one gunicorn worker of 16 threads, then fetches a machine's log page one request at a
+time: first idle, then while 20 clients on 127.0.0.1, each throttled to ~1 MB/s, upload a file
+of --mb MB, first as one multipart POST each, then with tus (PATCH chunks of --chunk-mb MB).
+All of it twice: talking to gunicorn's own socket (as without nginx), then to nginx's port.
+Reports page p50/p99 per phase, the ratio to idle, and the longest time one upload request
+held a web thread (gunicorn's own request time, from its access log). JSON goes to
+bench/out/slow_uploads.json.
 
-    .venv/bin/python bench/slow_uploads.py [--mb 16] [--chunk-mb 2] [--clients 20] [--nginx]
+    .venv/bin/python bench/slow_uploads.py [--mb 16] [--chunk-mb 4] [--clients 20]
 """
 
 import argparse
 import base64
 import http.client
-import inspect
 import json
 import os
+import socket
 import sys
 import tempfile
 import threading
@@ -32,6 +34,30 @@ from tests.live_stack import Client, Stack  # noqa: E402
 OUT = ROOT / "bench" / "out"
 MB = 1024 * 1024
 PIECE = 64 * 1024
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over gunicorn's unix socket (what nginx talks to), for the "no nginx" phases."""
+
+    def __init__(self, path: Path, timeout: float = 60):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = str(path)
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+class DirectClient(Client):
+    """A logged-in maintainer talking to gunicorn itself, bypassing nginx."""
+
+    def __init__(self, socket_path: Path, **kwargs):
+        self.socket_path = socket_path
+        super().__init__(0, **kwargs)
+
+    def connection(self, timeout: float = 60) -> http.client.HTTPConnection:
+        return UnixHTTPConnection(self.socket_path, timeout=timeout)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -174,20 +200,22 @@ def measure(
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
         "upload_requests": len(held),
+        "median_thread_hold_s": percentile(held, 50) if held else None,
         "longest_thread_hold_s": max(held) if held else None,
         "longest_upload_request_seen_by_client_s": max(holds) if holds else None,
         "upload_errors": errors,
     }
 
 
-def run_stack(label: str, args, **stack_options) -> dict:
-    env = {"WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "16"}
+def run_stack(args) -> dict:
+    # gunicorn keeps no access log behind nginx; this run wants its request times.
+    env = {"WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "16",
+           "GUNICORN_CMD_ARGS": "--access-logfile -"}  # fmt: skip
     with (
         tempfile.TemporaryDirectory(prefix="the_flip_bench_") as data,
-        Stack(Path(data), **env, **stack_options) as app,
+        Stack(Path(data), **env) as app,
     ):
-        port = getattr(app, "public_port", app.port)  # nginx's port when it is in front
-        phone = Client(port)
+        phone = Client(app.port)
         _, machine = phone.request(
             "POST", "/api/machines/", body='{"name": "Medieval Madness"}',
             headers={"Content-Type": "application/json"},
@@ -203,13 +231,19 @@ def run_stack(label: str, args, **stack_options) -> dict:
             for line in listing.splitlines()
             if 'class="card"' in line
         )
-        # Logged in once (a login costs a slow password hash), before anything is measured.
-        fetcher, clients = Client(port), [Client(port) for _ in range(args.clients)]
-        results = {}
-        for mode in ("idle", "multipart", "tus"):
-            print(f"[{label}] {mode}…", flush=True)
-            results[mode] = measure(app, fetcher, clients, mode, args, entry["id"], page)
-        return results
+        fronts = {
+            "gunicorn directly": lambda: DirectClient(app.web_socket),
+            "nginx in front": lambda: Client(app.port),
+        }
+        runs = {}
+        for label, make_client in fronts.items():
+            # Logged in once (a login costs a slow password hash), before anything is measured.
+            fetcher, clients = make_client(), [make_client() for _ in range(args.clients)]
+            runs[label] = {}
+            for mode in ("idle", "multipart", "tus"):
+                print(f"[{label}] {mode}…", flush=True)
+                runs[label][mode] = measure(app, fetcher, clients, mode, args, entry["id"], page)
+        return runs
 
 
 def main() -> None:
@@ -217,30 +251,27 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--mb", type=int, default=16, help="file size per client (MB)")
     parser.add_argument("--rate", type=float, default=1.0, help="MB/s per client")
-    parser.add_argument("--chunk-mb", type=int, default=2, help="tus chunk size (MB)")
+    parser.add_argument("--chunk-mb", type=int, default=4, help="tus chunk size (MB)")
     parser.add_argument("--idle-seconds", type=float, default=8)
-    parser.add_argument("--nginx", action="store_true", help="also run with nginx in front")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
 
-    runs = {"gunicorn directly": run_stack("gunicorn", args)}
-    if args.nginx:
-        if "nginx" not in inspect.signature(Stack).parameters:
-            sys.exit("tests/live_stack.Stack cannot put nginx in front yet")
-        runs["nginx in front"] = run_stack("nginx", args, nginx=True)
+    runs = run_stack(args)
 
-    result = {"settings": vars(args), "runs": runs}
+    result = {"settings": vars(args), "load_average": os.getloadavg(), "runs": runs}
     (OUT / "slow_uploads.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
-    print("\n| in front | phase | page requests | p50 | p99 | p99 / idle p99 | longest thread "
-          "hold by one upload request |\n|---|---|---|---|---|---|---|")  # fmt: skip
+    print("\n| in front | phase | page requests | page p50 | page p99 | p99 / idle p99 | upload "
+          "requests | thread held per upload request: median, longest |\n"
+          "|---|---|---|---|---|---|---|---|")  # fmt: skip
     for label, phases in runs.items():
         idle_p99 = phases["idle"]["p99_ms"]
         for mode, r in phases.items():
             hold = r["longest_thread_hold_s"]
+            held = "—" if hold is None else f"{r['median_thread_hold_s']:.2f} s, {hold:.1f} s"
             print(f"| {label} | {mode} | {r['requests']} | {r['p50_ms']:.1f} ms "
                   f"| {r['p99_ms']:.1f} ms | {r['p99_ms'] / idle_p99:.1f} "
-                  f"| {'—' if hold is None else f'{hold:.1f} s'} |")  # fmt: skip
+                  f"| {r['upload_requests'] or '—'} | {held} |")  # fmt: skip
 
 
 if __name__ == "__main__":

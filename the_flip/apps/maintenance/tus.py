@@ -20,7 +20,13 @@ How a PATCH stays honest: the chunk is read into a scratch file, stored as its o
 and only then does the row's offset move (in one UPDATE guarded by the writer's claim token).
 A body cut off mid-way (the client dropped) keeps what arrived; either way HEAD reports
 exactly what is stored. A PATCH stops reading after TUS_PATCH_READ_SECONDS and keeps what it
-has, so no request holds a web thread for long.
+has, so no request holds a web thread for long. (Behind nginx, which buffers each request
+whole, a cut chunk never reaches us at all: the upload simply stays at the previous offset.)
+
+Types are judged twice: at creation from Upload-Metadata and Upload-Length (the multipart
+whitelist and cap, uploads.classify), so a wrong file costs no bytes; and at completion on the
+assembled file, by the same attachments.check every upload gets (a photo is decoded there, a
+video is probed by the worker).
 """
 
 import base64
