@@ -91,3 +91,17 @@ def test_pages_outside_the_api_keep_djangos_answers(maintainer_client, machine):
     )
     assert response.status_code in (400, 413)
     assert not response["Content-Type"].startswith("application/json")
+
+
+def test_an_unknown_api_url_answers_json(api, client):
+    assert "no such API endpoint" in assert_json_error(api.get("/api/no-such-thing/"), 404)
+    assert client.get("/no-such-page/")["Content-Type"].startswith("text/html")
+
+
+def test_a_crash_in_the_api_still_answers_json(rf):
+    from the_flip.apps.maintenance.api import server_error
+
+    response = server_error(rf.get("/api/machines/"))
+    assert response.status_code == 500 and response["Content-Type"] == "application/json"
+    assert json.loads(response.content)["error"].startswith("Something went wrong on the server")
+    assert server_error(rf.get("/"))["Content-Type"].startswith("text/html")

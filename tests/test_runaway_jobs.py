@@ -20,12 +20,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from tests import clips
-from tests.conftest import wait_for
+from tests.conftest import descendants, wait_for
 from tests.worker_helpers import make_video
 from the_flip.apps.maintenance.models import LogEntryMedia
 from the_flip.apps.worker.models import TaskRecord, WorkerHeartbeat
-
-SLOW = "slow"
 
 
 @pytest.fixture(scope="session")
@@ -54,19 +52,6 @@ def finished(media: LogEntryMedia, timeout: float = 120) -> LogEntryMedia:
         what=f"video {media.pk} to finish",
     )
     return media
-
-
-def descendants(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            child = int(stat.parent.name)
-            found += [child, *descendants(child)]
-    return found
 
 
 def ffmpeg_children_converting(consumer, media_id: int, original_name: str) -> list[int]:
@@ -289,3 +274,24 @@ def test_cancelled_runs_do_not_pile_up_in_the_task_log(db):
     chores.prune_task_records()
     assert TaskRecord.objects.filter(state="cancelled").count() == 50
     assert TaskRecord.objects.filter(state="succeeded").count() == 50
+
+
+def test_a_worker_whose_video_was_handed_to_another_stops_at_its_next_progress_write(machine):
+    """The stale reset gave the video to a second worker (the first looked dead, but was only
+    slow): the first one's next progress write matches nothing, so its ffmpeg stops instead of
+    converting the same video twice."""
+    from the_flip.apps.worker import transcoding
+
+    media = make_video(machine, status="pending")
+    assert media.start_processing(worker="host-a:11:aaaa")
+    job = transcoding._JobCancel(None)
+    transcoding._progress(media, 10, job)
+    assert not job.is_set()
+    LogEntryMedia.objects.filter(pk=media.pk).update(worker="host-b:22:bbbb")  # taken over
+    transcoding._progress(media, 11, job)
+    assert job.is_set(), "ffmpeg is told to stop"
+    outcome = transcoding._left_while_converting(media)
+    assert outcome.state == TaskRecord.State.CANCELLED
+    assert outcome.error == "cancelled: another worker took the video over; ffmpeg stopped"
+    media.refresh_from_db()
+    assert (media.progress, media.worker) == (10, "host-b:22:bbbb"), "the new holder's row"

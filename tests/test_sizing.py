@@ -138,3 +138,11 @@ def test_this_machine_is_read_and_summarised_for_the_log():
     assert m.cpus >= 1 or m.cpu_source.startswith("cgroup")
     assert m.memory_bytes > 64 * 1024 * 1024
     assert "web processes" in sizing.summary(m) and "MiB" in sizing.summary(m)
+
+
+def test_a_bad_override_is_named_by_gunicorn_and_ignored_elsewhere(monkeypatch):
+    monkeypatch.setenv("WEB_CONCURRENCY", "lots")
+    one_gb = Machine(1.0, 1 * GIB, "affinity", "MemTotal")
+    with pytest.raises(ValueError, match="WEB_CONCURRENCY must be a whole number, not 'lots'"):
+        sizing.web_processes(one_gb)  # gunicorn.conf.py: the web program goes FATAL
+    assert sizing.photo_decodes(one_gb) == 1  # settings (manage.py, the worker) still load

@@ -206,18 +206,27 @@ def machine() -> Machine:
 # --- what follows from it --------------------------------------------------------------------
 
 
-def _env_int(name: str) -> int | None:
+def _env_int(name: str, strict: bool = True) -> int | None:
+    """An override from the environment; unset or blank: None. Not a number: an error saying
+    so (``strict``), else None (the derived size)."""
     value = os.environ.get(name, "").strip()
-    return int(value) if value else None
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        if strict:
+            raise ValueError(f"{name} must be a whole number, not {value!r}") from None
+        return None
 
 
 def _free_for_web_mb(m: Machine) -> int:
     return m.memory_mb - TRANSCODE_RESERVE_MB - BASE_MB
 
 
-def web_processes(m: Machine | None = None) -> int:
+def web_processes(m: Machine | None = None, *, strict: bool = True) -> int:
     """gunicorn workers: one per CPU while each has room for itself and one photo decode."""
-    if (override := _env_int("WEB_CONCURRENCY")) is not None:
+    if (override := _env_int("WEB_CONCURRENCY", strict)) is not None:
         return max(1, override)
     m = m or machine()
     by_memory = _free_for_web_mb(m) // (WEB_PROCESS_MB + PHOTO_DECODE_MB)
@@ -236,7 +245,9 @@ def photo_decodes(m: Machine | None = None) -> int:
     if (override := _env_int("PHOTO_DECODES")) is not None:
         return max(1, override)
     m = m or machine()
-    processes = web_processes(m)
+    # Not strict: a bad WEB_CONCURRENCY is gunicorn's to refuse (it goes FATAL and says why),
+    # not a reason for every manage.py command and the worker to fail too.
+    processes = web_processes(m, strict=False)
     left = _free_for_web_mb(m) - processes * WEB_PROCESS_MB
     return max(1, min(MAX_PHOTO_DECODES, left // (processes * PHOTO_DECODE_MB)))
 

@@ -4,8 +4,11 @@ from django.urls import include, path
 from the_flip.apps.maintenance import api, serving, tus, views
 from the_flip.apps.worker.views import healthz
 
-# A body Django refuses to parse answers JSON on /api/ (the contract), HTML elsewhere.
+# Errors answer JSON on /api/ (the contract), Django's pages elsewhere: a body Django
+# refuses to parse, an unknown URL, a crash.
 handler400 = api.bad_request
+handler404 = api.not_found
+handler500 = api.server_error
 
 admin.site.site_header = "the_flip admin"
 admin.site.site_title = "the_flip"

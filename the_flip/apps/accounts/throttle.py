@@ -11,6 +11,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+UNKNOWN_CLIENT = "0.0.0.0"
+
 
 def client_ip(request: HttpRequest) -> str:
     """The address of whoever is on the other end.
@@ -30,7 +32,9 @@ def client_ip(request: HttpRequest) -> str:
     try:
         return str(ipaddress.ip_address(forwarded))
     except ValueError:
-        return peer or "unknown"
+        # No address at all (a unix socket without nginx's header, Django's force_login):
+        # one shared bucket, under an address PostgreSQL's inet column accepts.
+        return peer or UNKNOWN_CLIENT
 
 
 def lockout_message() -> str:

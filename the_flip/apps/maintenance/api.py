@@ -83,6 +83,21 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     return defaults.bad_request(request, exception)
 
 
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: an unknown /api/ URL answers JSON too."""
+    if request.path.startswith("/api/"):
+        return error("There is no such API endpoint.", 404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: a crash in the API still answers the contract's shape (the traceback goes
+    to the log and Sentry)."""
+    if request.path.startswith("/api/"):
+        return error("Something went wrong on the server (it has been logged). Try again.", 500)
+    return defaults.server_error(request)
+
+
 def api_view(methods: list[str], max_files: int | None = None) -> Callable:
     """Mark a view as a JSON API endpoint that takes at most ``max_files`` uploads."""
 

@@ -230,10 +230,12 @@ class LogEntryMedia(models.Model):
 
     def record_progress(self, percent: int) -> bool:
         """Called about once a second by the pipeline; doubles as the worker's heartbeat.
-        False when the row is gone (the maintainer deleted it) or no longer ``processing``
-        (reset, failed, retried elsewhere): the caller must then stop converting it."""
+        False when the row is gone (the maintainer deleted it), no longer ``processing``
+        (reset, failed) or held by another worker (the stale reset gave it away): the caller
+        must then stop converting it."""
         return self._update(
             (self.Status.PROCESSING,),
+            held_by=self.worker,
             progress=max(0, min(99, int(percent))),
             heartbeat_at=timezone.now(),
         )

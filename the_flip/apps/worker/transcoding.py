@@ -195,16 +195,18 @@ def _put_off_if_long(plan: "pipeline.Plan", may_put_off: Callable[[], bool] | No
 
 
 def _left_while_converting(media: LogEntryMedia) -> Outcome:
-    """ffmpeg was stopped because the row left ``processing``: deleted (its files went with
-    it; ours are in the work dir, removed by the caller) or reset/retried by someone else,
-    who now owns it. Either way nothing is stored and the row is left alone."""
-    status = (
-        LogEntryMedia.objects.filter(pk=media.pk).values_list("transcode_status", flat=True).first()
-    )
-    if status is None:
+    """ffmpeg was stopped because the row is no longer ours: deleted (its files went with it;
+    ours are in the work dir, removed by the caller), reset or failed, or handed to another
+    worker by the stale reset. Either way nothing is stored and the row is left alone."""
+    now = LogEntryMedia.objects.filter(pk=media.pk).values("transcode_status", "worker").first()
+    if now is None:
         log.info("media %s: deleted while converting; ffmpeg stopped, outputs discarded", media.pk)
         why = "cancelled: the video was deleted while converting; ffmpeg stopped"
+    elif now["transcode_status"] == LogEntryMedia.Status.PROCESSING:
+        log.info("media %s: taken over by worker %s; ffmpeg stopped", media.pk, now["worker"])
+        why = "cancelled: another worker took the video over; ffmpeg stopped"
     else:
+        status = now["transcode_status"]
         log.info("media %s: became %s while converting; ffmpeg stopped", media.pk, status)
         why = f"cancelled: the video became {status} while converting; ffmpeg stopped"
     return Outcome.of(TaskRecord.State.CANCELLED, media, error=why)
