@@ -289,3 +289,16 @@ def test_with_a_bucket_the_chunks_are_objects_and_nothing_stays_behind(
     PartialUpload.objects.filter(media__isnull=True).update(expires_at=timezone.now())
     assert expire_partial_uploads()["expired"] == 1
     assert bucket.object_keys("partial/") == []
+
+
+def test_check_worker_says_when_expired_uploads_are_not_being_removed(maintainer_client, entry):
+    """The hourly chore removes expired uploads; if they pile up for hours, it is not running."""
+    from the_flip.apps.worker.health import full_report
+
+    create(maintainer_client, entry, 100)
+    PartialUpload.objects.update(expires_at=timezone.now() - timedelta(hours=1))
+    problems, _ = full_report()
+    assert not any("expire_partial_uploads" in p for p in problems)
+    PartialUpload.objects.update(expires_at=timezone.now() - timedelta(hours=4))
+    problems, _ = full_report()
+    assert any("1 resumable upload(s) expired over 3 hours ago" in p for p in problems)
