@@ -420,6 +420,61 @@ def test_container_exits_non_zero_when_a_program_cannot_start(image, volume, con
     assert "went FATAL" in logs
 
 
+@pytest.mark.docker
+@pytest.mark.slow
+def test_web_and_worker_roles_in_two_containers_on_one_volume(image, volume, containers):
+    """ROLE=worker started first on a fresh volume waits for the web role to migrate; ROLE=web
+    then serves (nginx + gunicorn, no consumer) and turns healthy once the worker beats; the
+    worker runs no nginx, no gunicorn, listens on nothing, and its health check reads its
+    heartbeat."""
+    worker = containers(volume, ROLE="worker")
+    deadline = time.monotonic() + 60
+    while "waiting for the web role" not in worker.logs():
+        assert time.monotonic() < deadline and worker.state()["Running"], worker.logs()
+        time.sleep(0.5)
+    web = containers(volume, ROLE="web")
+    web.wait_healthy(120)  # 200 needs the worker's heartbeat
+    worker_top = docker("top", worker.name, "-eo", "pid,args").stdout
+    web_top = docker("top", web.name, "-eo", "pid,args").stdout
+    assert "run_worker" in worker_top and "nginx" not in worker_top
+    assert "gunicorn" not in worker_top, worker_top
+    assert "nginx" in web_top and "gunicorn" in web_top and "run_worker" not in web_top, web_top
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", worker.port), timeout=2)
+    health = docker("exec", worker.name, "/app/docker/healthcheck", check=False)
+    assert health.returncode == 0 and "heartbeat" in health.stdout, health.stdout + health.stderr
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_taken_port_makes_nginx_fatal_and_the_container_exit_1(image, volume, containers):
+    """Something else already listens on PORT: nginx cannot bind, goes FATAL, supervisord is
+    stopped by the listener and the container exits 1 (the platform restarts it)."""
+    with socket.socket() as squatter:
+        squatter.bind(("0.0.0.0", 0))
+        squatter.listen()
+        container = containers(volume, PORT=str(squatter.getsockname()[1]))
+        deadline = time.monotonic() + 90
+        while container.state()["Running"]:
+            assert time.monotonic() < deadline, container.logs()
+            time.sleep(0.25)
+    logs = container.logs()
+    assert container.state()["ExitCode"] == 1, logs
+    assert "program nginx went FATAL" in logs
+    assert "Address already in use" in logs
+
+
+@pytest.mark.docker
+def test_an_unknown_role_stops_the_container_with_a_sentence(image, volume, containers):
+    container = containers(volume, ROLE="webserver")
+    deadline = time.monotonic() + 30
+    while container.state()["Running"]:
+        assert time.monotonic() < deadline, container.logs()
+        time.sleep(0.25)
+    assert container.state()["ExitCode"] == 2
+    assert "ROLE=webserver is not a role" in container.logs()
+
+
 def test_dockerfile_passes_hadolint():
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
     if not Path(hadolint).exists():

@@ -15,6 +15,7 @@ import os
 import selectors
 import socket
 import socketserver
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -288,6 +289,33 @@ def test_a_maintainers_upload_through_nginx_ends_ready(stack, phone, entry, tmp_
     assert media["status"] == "ready", media
     status, _ = phone.request("GET", media["video_url"], headers={"Range": "bytes=0-99"})
     assert status == 206
+
+
+def test_the_client_address_nginx_saw_is_the_one_django_throttles(stack):
+    """A wrong password through nginx, with a forged X-Forwarded-For and X-Real-IP: the login
+    throttle counts the failure against 127.0.0.1, the address nginx saw (HTTP_X_REAL_IP)."""
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+    conn.request("GET", "/accounts/login/")
+    page = conn.getresponse()
+    html = page.read().decode()
+    conn.close()
+    cookie = page.getheader("Set-Cookie").split(";", 1)[0]
+    token = html.split('name="csrfmiddlewaretoken" value="', 1)[1].split('"', 1)[0]
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+    conn.request(
+        "POST", "/accounts/login/",
+        body=f"username=nobody-here&password=wrong&csrfmiddlewaretoken={token}",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie,
+                 "Referer": f"http://127.0.0.1:{stack.port}/accounts/login/",
+                 "X-Forwarded-For": "6.6.6.6", "X-Real-IP": "6.6.6.6"},
+    )  # fmt: skip
+    assert conn.getresponse().status == 200  # the form again, with the error
+    conn.close()
+    with sqlite3.connect(stack.data_dir / "db.sqlite3") as db:
+        rows = db.execute(
+            "SELECT ip_address FROM axes_accessattempt WHERE username = 'nobody-here'"
+        ).fetchall()
+    assert rows == [("127.0.0.1",)]
 
 
 def test_behind_a_tls_proxy_no_redirect_loop_and_cookies_are_secure(tmp_path):

@@ -80,6 +80,25 @@ def test_several_workers_a_video_goes_back_only_when_its_own_worker_is_gone(
     assert sorted(queued_ids()) == sorted([silent.pk, killed.pk, never_beat.pk])
 
 
+def test_a_worker_starting_up_takes_back_only_the_videos_of_dead_workers(
+    transactional_db, machine, settings
+):
+    """A second worker starting (a deploy, a scale-up) while another transcodes: the live
+    one's video stays with it even though its progress is older than the start-up margin."""
+    from the_flip.apps.worker.management.commands.run_worker import startup_reset
+
+    settings.WORKER_STARTUP_STALE_SECONDS = 0.5
+    worker_beat("busy-machine:7:aaaaaa", seconds_ago=3)
+    busy = make_video(machine, status="processing", attempts=1, age=60, heartbeat_age=10,
+                      worker="busy-machine:7:aaaaaa")  # fmt: skip
+    orphan = make_video(machine, status="processing", attempts=1, age=60, heartbeat_age=10,
+                        worker="dead-machine:8:bbbbbb")  # fmt: skip
+    startup_reset()  # as run_worker calls it: its own connection, autocommit
+    statuses = dict(LogEntryMedia.objects.values_list("pk", "transcode_status"))
+    assert statuses == {busy.pk: "processing", orphan.pk: "pending"}
+    assert queued_ids() == [orphan.pk]
+
+
 def test_a_worker_that_lost_its_video_cannot_mark_it_ready(machine):
     media = make_video(machine, status="processing", attempts=1, worker="slow:1:aaaaaa")
     media.refresh_from_db()

@@ -41,6 +41,18 @@ MIB = 1024 * 1024
 log = logging.getLogger(__name__)
 
 
+def _transfer_config() -> TransferConfig:
+    """8 MiB parts, two sent at a time, at most two read ahead of the network (s3transfer's
+    default reads ten ahead: ~116 MiB for one 200 MiB upload, see docs/benchmarks.md)."""
+    config = TransferConfig(
+        multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB, max_concurrency=2
+    )
+    config.max_in_memory_upload_chunks = (
+        2  # s3transfer's knob; boto3 does not take it as an argument
+    )
+    return config
+
+
 class MediaBucket(S3Storage):
     """django-storages' S3Storage with the_flip's defaults (settings pass bucket_name,
     endpoint_url, region_name, default_acl and querystring_expire).
@@ -49,8 +61,9 @@ class MediaBucket(S3Storage):
       Tigris, R2 and MinIO require) that expire after MEDIA_URL_EXPIRY_SECONDS;
     - Content-Type from the name (video/mp4, image/jpeg): iOS plays only a video whose
       bucket answers with the right type;
-    - uploads are multipart in 8 MiB parts, two at a time: a 200 MB video costs ~16 MiB of
-      memory, not 200 MB (the web's upload temp file is read part by part);
+    - uploads are multipart in 8 MiB parts, two at a time, two read ahead: a 200 MiB upload
+      grows the process by ~37 MiB, a third of boto3's defaults (bench/bucket_upload.py),
+      which matters with several gunicorn threads uploading at once;
     - reads (``open(name, "rb")``) stream the object's body, instead of downloading all of
       it into memory first as S3File does;
     - short timeouts and few retries, so a file store that stopped answering is reported
@@ -70,9 +83,7 @@ class MediaBucket(S3Storage):
                 read_timeout=30,
                 retries={"max_attempts": 3, "mode": "standard"},
             ),
-            transfer_config=TransferConfig(
-                multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB, max_concurrency=2
-            ),
+            transfer_config=_transfer_config(),
         )
         return defaults
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from playwright.sync_api import expect
 
 from tests import clips
-from tests.browser.conftest import throttle_upload
+from tests.browser.conftest import run_axe, throttle_upload
 from tests.conftest import wait_for
 from the_flip.apps.maintenance.models import LogEntry, LogEntryMedia, PartialUpload
 
@@ -79,6 +79,7 @@ def test_the_wifi_drops_mid_upload_and_the_video_still_arrives_and_plays(
     tile = page.locator(".tile").first
     expect(tile.get_by_role("status")).to_have_text(re.compile(r"^Offline: .* waits at \d+%"))
     shots(page, "01-offline")
+    assert run_axe(page) == []
     upload = PartialUpload.objects.get()
     # What the server holds once the cut request is over: what the HEAD will report.
     wait_for(lambda: PartialUpload.objects.get().claim == "", timeout=10, what="the cut PATCH")
@@ -134,6 +135,7 @@ def test_reloading_mid_upload_says_to_pick_the_file_again_and_it_goes_on(
     expect(notice).to_contain_text(f"“{noisy_clip.name}”")
     expect(notice).to_contain_text("Pick the same file again")
     shots(page, "01-pick-again")
+    assert run_axe(page) == []
 
     page.get_by_label("Add photos or videos").set_input_files(str(noisy_clip))
     expect(page.locator('.tile[data-kind="video"]')).to_have_count(1, timeout=30_000)

@@ -248,6 +248,15 @@ def full_report() -> tuple[list[str], dict]:
     partial = PartialUpload.totals()
     facts["partial_uploads"] = partial["count"]
     facts["partial_upload_bytes"] = partial["bytes"]
+    # The hourly expire_partial_uploads chore removes these; many hours late, it is not running.
+    overdue = PartialUpload.objects.filter(
+        expires_at__lt=timezone.now() - timedelta(hours=3)
+    ).count()
+    if overdue:
+        problems.append(
+            f"{overdue} resumable upload(s) expired over 3 hours ago are still stored "
+            "(the hourly expire_partial_uploads chore has not run)"
+        )
     if facts["failed_24h"] and not facts["succeeded_24h"]:
         problems.append(
             f"every video in the last 24 h failed ({facts['failed_24h']}); "

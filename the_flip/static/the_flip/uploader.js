@@ -254,6 +254,7 @@
           if (sent.status === 423) await pause(1000);
           continue;
         }
+        if (sent.status === 401 || sent.status === 403) throw answerError(sent, file); // logged out: resumable after logging in
         if (sent.status >= 400 && sent.status < 500) { forget(key); throw answerError(sent, file); }
         throw new Retryable(`PATCH ${sent.status}`); // 5xx, a proxy's 502: try again
       } catch (err) {

@@ -11,6 +11,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -99,6 +100,22 @@ def render(run_dir: Path, socket: str) -> str:
     return text
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail at once, in a sentence, when PORT is taken: nginx itself retries bind() for a few
+    seconds, long enough for supervisord to count each failed start as a start, so it would
+    never go FATAL (and the container would never exit)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx does
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise CommandError(
+                f"nginx cannot listen on {host}:{port}: {error.strerror}. Another program "
+                "uses this port: stop it or set PORT to a free one."
+            ) from error
+
+
 class Command(BaseCommand):
     help = "Render deploy/nginx.conf for this machine and exec nginx on it."
 
@@ -113,6 +130,7 @@ class Command(BaseCommand):
             self.stdout.write(text)
             return
         binary = nginx_binary()
+        check_port_free(os.environ.get("BIND_HOST", "0.0.0.0"), int(os.environ.get("PORT", "8000")))
         run_dir.mkdir(parents=True, exist_ok=True)
         for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (Path(settings.NGINX_TEMP_DIR) / name).mkdir(parents=True, exist_ok=True)
