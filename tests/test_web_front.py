@@ -397,9 +397,10 @@ class RecordingHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def nginx_front(tmp_path):
+def nginx_front(request, tmp_path):
     """nginx as deploy/start runs it (manage.py run_nginx), with the recorder as its upstream.
-    The recorder's gate says yes to everything: what is tested here is nginx itself."""
+    The recorder's gate says yes to everything: what is tested here is nginx itself.
+    Parametrize indirectly with a dict of environment variables (FORCE_HTTPS, ...)."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     socket_path = str(run_dir / "web.sock")
@@ -418,6 +419,7 @@ def nginx_front(tmp_path):
     }
     for name in ("FORCE_HTTPS", "FORWARDED_ALLOW_IPS", "DATABASE_URL"):
         env.pop(name, None)
+    env.update(getattr(request, "param", {}))
     log = (tmp_path / "nginx.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_nginx"], cwd=ROOT, env=env, stdout=log,
@@ -465,6 +467,30 @@ def test_nginx_replaces_forwarded_headers_with_what_it_saw(nginx_front):
     assert seen["headers"]["host"] == f"127.0.0.1:{port}"
     _, seen = through(port, "GET", "/", **{"X-Forwarded-Proto": "https"})
     assert seen["headers"]["x-forwarded-proto"] == "https"
+
+
+@pytest.mark.parametrize("nginx_front", [{"FORCE_HTTPS": "1"}], indirect=True)
+def test_behind_a_platform_proxy_the_address_it_appended_is_the_client(nginx_front):
+    """FORCE_HTTPS (a TLS proxy in front): the proxy appends the client it saw to
+    X-Forwarded-For; that last entry reaches Django, not whatever the client wrote before it."""
+    port, _ = nginx_front
+    forwarded = {"X-Forwarded-For": "6.6.6.6, 203.0.113.7", "X-Forwarded-Proto": "https"}
+    _, seen = through(port, "GET", "/", **forwarded)
+    assert seen["headers"]["x-real-ip"] == "203.0.113.7"
+    assert seen["headers"]["x-forwarded-for"] == "203.0.113.7"
+    assert seen["headers"]["x-forwarded-proto"] == "https"
+
+
+@pytest.mark.parametrize(
+    "nginx_front", [{"FORCE_HTTPS": "1", "FORWARDED_ALLOW_IPS": "127.0.0.1,10.0.0.0/8"}],
+    indirect=True,
+)  # fmt: skip
+def test_with_named_proxies_the_first_untrusted_hop_is_the_client(nginx_front):
+    """FORWARDED_ALLOW_IPS lists the proxies (a CDN in front of the platform, say): nginx walks
+    X-Forwarded-For from the right past them to the first address it does not trust."""
+    port, _ = nginx_front
+    _, seen = through(port, "GET", "/", **{"X-Forwarded-For": "6.6.6.6, 203.0.113.7, 10.1.2.3"})
+    assert seen["headers"]["x-real-ip"] == "203.0.113.7"
 
 
 def test_nginx_passes_a_tus_chunk_and_its_headers_both_ways_intact(nginx_front):
