@@ -6,6 +6,7 @@ import base64
 import hashlib
 import http.client
 import json
+import os
 import socket
 import sqlite3
 import subprocess
@@ -31,7 +32,8 @@ def stack(tmp_path_factory, ffmpeg_available):
     from tests.conftest import require
 
     require(ffmpeg_available, "ffmpeg")
-    with Stack(tmp_path_factory.mktemp("data")) as running:
+    # One PATCH reads for at most 4 s here (60 s by default), so a stalled phone is quick to see.
+    with Stack(tmp_path_factory.mktemp("data"), TUS_PATCH_READ_SECONDS="4") as running:
         yield running
         log = running.log_tail(200_000)
     assert "Traceback" not in log, log[-6000:]
@@ -345,3 +347,43 @@ def test_through_nginx_a_chunk_cut_mid_way_leaves_a_resumable_upload(
     media = wait_until_ready(phone, head(phone, location).headers["Media-Location"])
     assert media["status"] == "ready", (media, stack.log_tail())
     assert_plays(stack, phone, media["video_url"], tmp_path)
+
+
+def test_a_phone_that_stalls_mid_chunk_holds_a_web_thread_only_briefly(stack, phone, entry_id):
+    """Straight to gunicorn (no nginx to buffer): a phone sends half a chunk and then nothing,
+    without hanging up. The PATCH gives up reading after TUS_PATCH_READ_SECONDS (4 s here),
+    keeps what arrived and answers, so the thread is free again and the upload resumable."""
+    content = os.urandom(2 * MB)
+    create = phone.connection()
+    create.request(
+        "POST", f"/api/log-entries/{entry_id}/uploads/",
+        headers=phone.headers(**TUS, **{"Upload-Length": str(len(content)),
+                                        "Upload-Metadata": metadata("IMG_STALL.MOV")}),
+    )  # fmt: skip
+    created = create.getresponse()
+    created.read()
+    location = created.headers["Location"]
+    stalled = socket.socket(socket.AF_UNIX)
+    stalled.connect(str(stack.web_socket))
+    lines = [
+        f"PATCH {location} HTTP/1.1", f"Host: 127.0.0.1:{stack.port}",
+        "Content-Type: application/offset+octet-stream", f"Content-Length: {len(content)}",
+        "Upload-Offset: 0", *(f"{k}: {v}" for k, v in phone.headers(**TUS).items()),
+    ]  # fmt: skip
+    started = time.monotonic()
+    stalled.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + content[:MB])
+    stalled.settimeout(30)
+    reply = stalled.recv(4096).decode(errors="replace")
+    waited = time.monotonic() - started
+    stalled.close()
+    assert reply.startswith("HTTP/1.1 204"), reply
+    assert f"Upload-Offset: {MB}\r\n" in reply
+    assert 3.5 < waited < 15, waited
+    assert b"".join(p.read_bytes() for p in stored_chunks(stack, location)) == content[:MB]
+    status, _ = phone.request(
+        "PATCH", location, body=content[MB:],
+        headers={**TUS, "Upload-Offset": str(MB),
+                 "Content-Type": "application/offset+octet-stream"},
+    )  # fmt: skip
+    assert status in (204, 400)  # the rest arrives; random bytes named .MOV may be refused
+    phone.request("DELETE", location, headers=TUS)

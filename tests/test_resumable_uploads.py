@@ -302,3 +302,22 @@ def test_check_worker_says_when_expired_uploads_are_not_being_removed(maintainer
     PartialUpload.objects.update(expires_at=timezone.now() - timedelta(hours=4))
     problems, _ = full_report()
     assert any("1 resumable upload(s) expired over 3 hours ago" in p for p in problems)
+
+
+def test_a_patch_that_died_holding_the_upload_does_not_lock_it_forever(
+    maintainer_client, entry, settings
+):
+    """A web process killed mid-PATCH leaves its claim behind: refused (423) while it could
+    still be running, taken over once stale; the dead writer's late bytes are not recorded."""
+    location = create(maintainer_client, entry, 100)["Location"]
+    upload = PartialUpload.objects.get()
+    dead_writer = upload.claim_at(0)
+    busy = patch(maintainer_client, location, 0, b"n" * 50)
+    assert busy.status_code == 423 and "Another request" in busy.json()["error"]
+
+    stale = timezone.now() - timedelta(seconds=settings.TUS_CLAIM_STALE_SECONDS + 1)
+    PartialUpload.objects.update(claimed_at=stale)
+    assert patch(maintainer_client, location, 0, b"n" * 50).status_code == 204
+    assert not upload.record_chunk(dead_writer, "partial/late", 50)  # its claim is gone
+    assert maintainer_client.head(location, headers=TUS)["Upload-Offset"] == "50"
+    assert [p.read_bytes() for p in stored_chunks()] == [b"n" * 50]
