@@ -103,6 +103,15 @@ def test_nginx_asks_before_reading_a_body_and_django_answers_with_the_same_rule(
     assert client.get("/_body_gate", **headers).status_code == answer
 
 
+def test_nginx_gets_an_answer_not_a_redirect_when_https_is_forced(client, settings):
+    """With FORCE_HTTPS a plain-http request is redirected, but nginx's question about it is
+    answered (a redirect would be an error to nginx, a 500 for the client)."""
+    settings.SECURE_SSL_REDIRECT = True
+    headers = {"HTTP_X_BODY_GATE_URI": "/api/log-entries/", "HTTP_X_BODY_GATE_LENGTH": "10"}
+    assert client.get("/_body_gate", **headers).status_code == 204
+    assert client.get("/accounts/login/").status_code == 301
+
+
 def test_nginx_learns_the_upload_addresses_from_the_views():
     routes = {route.regex: route for route in upload_routes()}
     assert set(routes) >= {

@@ -349,6 +349,9 @@ PHOTO_MAX_LONG_SIDE = 2400
 REQUEST_BODY_MAX_BYTES = env_int("REQUEST_BODY_MAX_KB", 1024) * 1024
 # nginx's temp files (request bodies it buffers for gunicorn, large answers).
 NGINX_TEMP_DIR = DATA_DIR / "tmp" / "nginx"
+# nginx's question "may this client send this body?" (request_limits.body_gate) carries the
+# original request's scheme; a redirect would be an error to nginx, so it never gets one.
+SECURE_REDIRECT_EXEMPT = [r"^_body_gate$"]
 
 # --- Photos (maintenance/photos.py; docs/security.md "Photos") ------------------------------
 
