@@ -41,15 +41,9 @@ class Stack:
     """deploy/start in ``role`` (all, web, worker) on a free port and a temporary DATA_DIR;
     extra keywords are environment variables (FORCE_HTTPS="1", DATABASE_URL=...)."""
 
-    def __init__(
-        self, data_dir: Path, port: int | None = None, role: str = "all", nginx: bool = True,
-        **env: str,
-    ):  # fmt: skip
+    def __init__(self, data_dir: Path, port: int | None = None, role: str = "all", **env: str):
         self.data_dir = Path(data_dir)
         self.role = role
-        # nginx=False: the stack as it was before nginx (gunicorn alone on PORT), for benchmarks
-        # that compare; never what `make run` or the container run.
-        self.nginx = nginx
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         # gunicorn's own socket behind nginx (deploy/start), for a test that must bypass nginx.
@@ -89,11 +83,10 @@ class Stack:
         self.manage("collectstatic", "--noinput", "-v0")
         # A second stack on the same database (another ROLE) finds the maintainer there.
         self.manage("createsuperuser", "--noinput", check=False)
-        command = [str(ROOT / "deploy" / "start")] if self.nginx else self._without_nginx()
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                [str(ROOT / "deploy" / "start")], cwd=ROOT, env=self.env, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -113,20 +106,6 @@ class Stack:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError("the app did not become healthy:\n" + self.log_tail())
-
-    def _without_nginx(self) -> list[str]:
-        """supervisord on deploy/supervisord.conf minus its nginx program; gunicorn then
-        listens on BIND_HOST:PORT itself (no THE_FLIP_WEB_SOCKET)."""
-        run_dir = self.data_dir / "run"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        deploy = ROOT / "deploy"
-        conf = (deploy / "supervisord.conf").read_text().replace("%(here)s", str(deploy))
-        conf = re.sub(r"\[program:nginx\].*?(?=^\[)", "", conf, flags=re.S | re.M)
-        (run_dir / "supervisord-no-front.conf").write_text(conf)
-        self.env.update(THE_FLIP_RUN_DIR=str(run_dir), ROLE=self.role)
-        self.env.pop("THE_FLIP_WEB_SOCKET", None)
-        supervisord = str(Path(sys.executable).parent / "supervisord")
-        return [supervisord, "--nodaemon", "-c", str(run_dir / "supervisord-no-front.conf")]
 
     def healthz(self) -> tuple[int, dict]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)

@@ -46,8 +46,9 @@ from pathlib import Path
 MIB = 1024 * 1024
 
 # The memory budget, in MiB (measured: docs/benchmarks.md "Small machine", docs/security.md
-# "Photos"). Only machines above 1.5 GiB get more than one web process or photo decode; below
-# that everything is 1 and the 4K lookahead drops to 10, which the container test proves fits.
+# "Photos"). On 1 GB it gives 1 web process, 1 photo decode and lookahead 10, and
+# tests/test_small_machine.py proves the worst case fits (peak 854 MB anonymous); from about
+# 1.4 GiB up the same sums allow more, each side by side with one 4K transcode.
 TRANSCODE_RESERVE_MB = 680  # ffmpeg on a 4K 10-bit HLG clip (606 MB at lookahead 20) + consumer
 BASE_MB = 80  # supervisord, nginx, gunicorn's master
 WEB_PROCESS_MB = 90  # one gunicorn worker with Django loaded, after some requests

@@ -143,7 +143,8 @@ def check_decode_size(image: Image.Image, name: str, limit: int, file_size: int 
     JPEG too small to hold the picture its header claims."""
     if image.width < 1 or image.height < 1:
         raise UploadRejected(f"“{name}” is not a photo we can read. It has no pixels.")
-    if image.format in JPEG_FORMATS and (file_size or 0) < image.width * image.height // 512:
+    too_small = file_size is not None and file_size < image.width * image.height // 512
+    if image.format in JPEG_FORMATS and too_small:
         # Every 8x8 block costs at least one bit, even in a progressive scan: a smaller file is
         # cut off or forged (libjpeg would paint the missing part grey, at full cost).
         raise UploadRejected(
