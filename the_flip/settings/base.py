@@ -368,9 +368,9 @@ PHOTO_DECODE_WAIT_SECONDS = env_float("PHOTO_DECODE_WAIT_SECONDS", 60)
 
 # --- Resumable uploads (tus, maintenance/tus.py) and retried log entries (Idempotency-Key) ---
 
-# An unfinished upload is removed with its bytes this long after its last PATCH (tus: at least
-# 24 h, so a phone can come back tomorrow morning).
-TUS_EXPIRE_HOURS = env_int("TUS_EXPIRE_HOURS", 24)
+# An unfinished upload is removed with its bytes this long after its last PATCH: never less
+# than 24 h (the contract's promise, so a phone can come back tomorrow morning).
+TUS_EXPIRE_HOURS = max(24, env_int("TUS_EXPIRE_HOURS", 24))
 # One PATCH stops reading after this long and keeps what arrived (the client resumes from
 # there), so a slow phone never holds a web thread for minutes.
 TUS_PATCH_READ_SECONDS = env_int("TUS_PATCH_READ_SECONDS", 60)
