@@ -12,6 +12,7 @@ settings, its own SQLite database (or DATABASE_URL=... passed as an env keyword)
 shared with pytest's test database.
 """
 
+import contextlib
 import http.client
 import json
 import os
@@ -160,6 +161,16 @@ class Stack:
         self.stop()
 
 
+@contextlib.contextmanager
+def clean_stack(data_dir: Path, **env: str) -> Iterator[Stack]:
+    """A running Stack whose log must hold no traceback once it has stopped (a module fixture's
+    way of saying "and nothing crashed meanwhile")."""
+    with Stack(data_dir, **env) as running:
+        yield running
+        log = running.log_tail(200_000)
+    assert "Traceback" not in log, log[-6000:]
+
+
 class Client:
     """A logged-in maintainer over plain http.client: session cookie plus CSRF header."""
 
@@ -205,6 +216,23 @@ class Client:
         )  # fmt: skip
         if status != 302 or "sessionid" not in self.cookies:
             raise RuntimeError(f"login failed ({status})")
+
+    def new_machine(self, name: str) -> dict:
+        """Add a machine the way the API's clients do; its JSON."""
+        status, machine = self.request(
+            "POST", "/api/machines/", body=json.dumps({"name": name}),
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        assert status == 201, machine
+        return machine
+
+    def new_entry(self, machine_id: int, text: str = "", files=()) -> dict:
+        """A log entry on that machine (with files as in ``post_files``); its JSON."""
+        status, entry = self.post_files(
+            "/api/log-entries/", {"machine": machine_id, "text": text}, files
+        )
+        assert status == 201, entry
+        return entry
 
     def post_files(self, path: str, fields: dict, files: Iterable[tuple[str, str, bytes, str]]):
         """multipart/form-data from memory: files are (field, filename, content, type)."""

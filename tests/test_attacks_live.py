@@ -34,16 +34,10 @@ def maintainer(stack) -> Client:
 @pytest.fixture(scope="module")
 def photo_url(maintainer, tmp_path_factory) -> str:
     photo = clips.photo_jpeg(tmp_path_factory.mktemp("p") / "p.jpg", size=(320, 240))
-    status, machine = maintainer.request(
-        "POST", "/api/machines/", body='{"name": "Firepower"}',
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    assert status == 201, machine
-    status, entry = maintainer.post_files(
-        "/api/log-entries/", {"machine": machine["id"]},
-        [("media", "IMG_1.JPG", photo.read_bytes(), "image/jpeg")],
-    )  # fmt: skip
-    assert status == 201, entry
+    entry = maintainer.new_entry(
+        maintainer.new_machine("Firepower")["id"],
+        files=[("media", "IMG_1.JPG", photo.read_bytes(), "image/jpeg")],
+    )
     return entry["media"][0]["photo_url"]
 
 

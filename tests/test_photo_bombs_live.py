@@ -35,13 +35,7 @@ def stack(tmp_path_factory):
 
 def test_three_phones_and_three_bombs_at_once_keep_the_web_processes_small(stack, tmp_path):
     phone = Client(stack.port)
-    status, machine = phone.request(
-        "POST", "/api/machines/", body='{"name": "Firepower"}',
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    assert status == 201, machine
-    status, entry = phone.post_files("/api/log-entries/", {"machine": machine["id"]}, [])
-    assert status == 201, entry
+    entry = phone.new_entry(phone.new_machine("Firepower")["id"])
     big = huge_jpeg(tmp_path / "20261201_101500.jpg", 16320, 12240).read_bytes()
     bomb = bomb_jpeg(tmp_path / "bomb.jpg").read_bytes()
     workers = [pid for pid in stack.pids("web")[1:]]  # [0] is the master

@@ -6,7 +6,6 @@ worker alone) as `make run` and the container start them, moto's S3 server over 
 PostgreSQL database of this module's own.
 """
 
-import json
 import os
 import secrets
 import signal
@@ -166,11 +165,7 @@ def test_ten_videos_at_once_are_each_transcoded_exactly_once_by_two_workers(
     deployment, android_clip
 ):
     client = Client(deployment.port)
-    status, machine = client.request(
-        "POST", "/api/machines/", body=json.dumps({"name": "Medieval Madness"}),
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    assert status == 201, machine
+    machine = client.new_machine("Medieval Madness")
     with ThreadPoolExecutor(max_workers=10) as pool:
         ids = list(pool.map(lambda _: upload(client, machine["id"], android_clip, "video/mp4"),
                             range(10)))  # fmt: skip
