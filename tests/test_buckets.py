@@ -65,12 +65,18 @@ def test_a_video_goes_up_to_the_bucket_is_transcoded_there_and_plays_from_it(
         what="the worker to transcode the video from the bucket",
     )
     assert media.transcode_status == "ready", worker.log_path.read_text()[-3000:]
-    # Original gone after success; the video and its poster are there, typed for browsers.
-    assert bucket.object_keys() == sorted([media.transcoded_file.name, media.poster_file.name])
+    # The original goes right after the ready write (never before it): then only the video and
+    # its poster are there, typed for browsers.
+    outputs = sorted([media.transcoded_file.name, media.poster_file.name])
+    wait_for(lambda: bucket.object_keys() == outputs, timeout=10, what="only the outputs left")
     assert bucket.head(media.transcoded_file.name)["ContentType"] == "video/mp4"
     assert bucket.head(media.poster_file.name)["ContentType"] == "image/jpeg"
     assert files_under(Path(settings.MEDIA_ROOT)) == []
-    assert files_under(Path(settings.TRANSCODE_WORK_DIR)) == [], "scratch files are removed"
+    wait_for(
+        lambda: files_under(Path(settings.TRANSCODE_WORK_DIR)) == [],
+        timeout=10,
+        what="the scratch files to be removed",
+    )
 
     # The page's URLs stay on our host; they check the login, then send the browser on.
     body = maintainer_client.get(f"/api/media/{media.pk}/").json()
@@ -331,7 +337,7 @@ def test_the_bucket_stops_answering_during_a_transcode_and_the_video_still_ends_
     )
     assert media.attempts == 1 and media.error == ""
     outputs = sorted([media.transcoded_file.name, media.poster_file.name])
-    assert flaky_bucket.object_keys() == outputs
+    wait_for(lambda: flaky_bucket.object_keys() == outputs, timeout=10, what="only the outputs")
     assert client.get("/healthz").json()["storage"] == "ok"
 
 

@@ -88,9 +88,15 @@ def test_kill_9_mid_transcode_then_restart_ends_ready(
     )
     assert media.transcode_status == "ready", log_of(second)
     assert media.attempts == 2
-    assert not original.exists() and Path(media.transcoded_file.path).exists()
-    states = list(TaskRecord.objects.filter(media=media).order_by("id").values_list("state"))
+
+    def task_log():
+        states = list(TaskRecord.objects.filter(media=media).order_by("id").values_list("state"))
+        return states if states and states[-1] != ("running",) else None
+
+    # The run's record is closed (and the original deleted) just after the ready write.
+    states = wait_for(task_log, timeout=10, what="the task log to close the second run")
     assert states[0] == ("interrupted",) and states[-1] == ("succeeded",), states
+    assert not original.exists() and Path(media.transcoded_file.path).exists()
 
 
 def test_sigterm_mid_transcode_requeues_and_the_next_worker_finishes(
