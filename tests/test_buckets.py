@@ -20,6 +20,7 @@ from django.test import Client
 
 from tests.buckets import Bucket, S3Server
 from tests.conftest import ROOT, subprocess_env, wait_for
+from tests.worker_helpers import post_clip
 from the_flip.apps.maintenance.models import LogEntryMedia
 from the_flip.apps.worker import chores
 from the_flip.media.errors import Code
@@ -29,16 +30,7 @@ pytestmark = pytest.mark.bucket
 
 
 def upload(client, machine, clip: Path, content_type: str = "video/mp4") -> LogEntryMedia:
-    response = client.post(
-        "/api/log-entries/",
-        {
-            "machine": machine.pk,
-            "text": "new flipper coil",
-            "media": [SimpleUploadedFile(clip.name, clip.read_bytes(), content_type)],
-        },
-    )
-    assert response.status_code == 201, response.content
-    return LogEntryMedia.objects.get(pk=response.json()["media"][0]["id"])
+    return post_clip(client, machine, clip, content_type, "new flipper coil")
 
 
 def fetch(url: str, **headers: str):

@@ -16,12 +16,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from tests import clips
 from tests.conftest import descendants, wait_for
-from tests.worker_helpers import make_video
+from tests.worker_helpers import make_video, post_clip
 from the_flip.apps.maintenance.models import LogEntryMedia
 from the_flip.apps.worker.models import TaskRecord, WorkerHeartbeat
 
@@ -33,16 +32,7 @@ def slow_clip(media_dir) -> Path:
 
 
 def upload(client, machine, clip: Path, content_type: str = "video/quicktime") -> LogEntryMedia:
-    response = client.post(
-        "/api/log-entries/",
-        {
-            "machine": machine.pk,
-            "text": "runaway job",
-            "media": [SimpleUploadedFile(clip.name, clip.read_bytes(), content_type)],
-        },
-    )
-    assert response.status_code == 201, response.content
-    return LogEntryMedia.objects.get(pk=response.json()["media"][0]["id"])
+    return post_clip(client, machine, clip, content_type, "runaway job")
 
 
 def finished(media: LogEntryMedia, timeout: float = 120) -> LogEntryMedia:

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests import clips
 from tests.conftest import ROOT, descendants, require, subprocess_env, wait_for
+from tests.worker_helpers import post_clip
 from the_flip.apps.maintenance import attachments
 from the_flip.apps.maintenance.models import LogEntryMedia
 from the_flip.apps.worker.models import TaskRecord
@@ -30,16 +30,7 @@ def long_clip(media_dir) -> Path:
 
 
 def upload(client, machine, clip: Path) -> LogEntryMedia:
-    response = client.post(
-        "/api/log-entries/",
-        {
-            "machine": machine.pk,
-            "text": "fault test",
-            "media": [SimpleUploadedFile(clip.name, clip.read_bytes(), "video/quicktime")],
-        },
-    )
-    assert response.status_code == 201, response.content
-    return LogEntryMedia.objects.get(pk=response.json()["media"][0]["id"])
+    return post_clip(client, machine, clip, "video/quicktime", "fault test")
 
 
 def mid_transcode(media: LogEntryMedia) -> LogEntryMedia:

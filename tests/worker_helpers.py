@@ -1,8 +1,10 @@
 """Helpers shared by the worker tests: videos in a given state, the queue's contents."""
 
 from datetime import timedelta
+from pathlib import Path
 
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from the_flip.apps.maintenance.models import LogEntry, LogEntryMedia
@@ -40,3 +42,17 @@ def queued_ids() -> list[int]:
     from the_flip.apps.worker.records import media_id_of
 
     return [media_id_of(task) for task in HUEY.pending() if media_id_of(task) is not None]
+
+
+def post_clip(client, machine, clip: Path, content_type: str, text: str) -> LogEntryMedia:
+    """A maintainer posts a new log entry with one clip, as the API's clients do; its media row."""
+    response = client.post(
+        "/api/log-entries/",
+        {
+            "machine": machine.pk,
+            "text": text,
+            "media": [SimpleUploadedFile(clip.name, clip.read_bytes(), content_type)],
+        },
+    )
+    assert response.status_code == 201, response.content
+    return LogEntryMedia.objects.get(pk=response.json()["media"][0]["id"])
