@@ -12,7 +12,6 @@ Writes bench/out/bucket_upload.json.
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
+sys.path.insert(0, str(ROOT))
+
+from tests.live_stack import free_port, is_listening  # noqa: E402
 
 _CHILD = r"""
 import json, os, resource, sys, tempfile, time
@@ -49,12 +51,6 @@ print(json.dumps({"rss_growth_mib": (after - before) / 1024, "seconds": took}))
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=200)
@@ -79,14 +75,10 @@ def main() -> None:
     }
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        while not is_listening(port):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"moto_server did not start on port {port}")
+            time.sleep(0.2)
         import boto3
 
         boto3.client(

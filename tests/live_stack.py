@@ -38,6 +38,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def is_listening(port: int, timeout: float = 1) -> bool:
+    """Whether something accepts connections on 127.0.0.1:port. A bare connect is not proof:
+    free ports come from the ephemeral range, so while nothing listens yet the kernel can pick
+    the same port as our source port and connect the socket to itself (CI saw it)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            return sock.getsockname() != sock.getpeername()
+    except OSError:
+        return False
+
+
 class Stack:
     """deploy/start in ``role`` (all, web, worker) on a free port and a temporary DATA_DIR;
     extra keywords are environment variables (FORCE_HTTPS="1", DATABASE_URL=...)."""
@@ -102,7 +113,7 @@ class Stack:
                 try:
                     if self.healthz()[0] in ((200, 503) if self.role == "web" else (200,)):
                         return self
-                except (OSError, ValueError):
+                except (OSError, ValueError, http.client.HTTPException):  # not up yet
                     pass
             time.sleep(0.2)
         self.stop()

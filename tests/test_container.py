@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
+from tests.live_stack import free_port, is_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = os.environ.get("DOCKER") or (
@@ -66,12 +67,6 @@ def docker_answers() -> bool:
         return result.returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- fixtures --------------------------------------------------------------------------------
@@ -444,8 +439,7 @@ def test_web_and_worker_roles_in_two_containers_on_one_volume(image, volume, con
     assert "run_worker" in worker_top and "nginx" not in worker_top
     assert "gunicorn" not in worker_top, worker_top
     assert "nginx" in web_top and "gunicorn" in web_top and "run_worker" not in web_top, web_top
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", worker.port), timeout=2)
+    assert not is_listening(worker.port, timeout=2)
     health = docker("exec", worker.name, "/app/docker/healthcheck", check=False)
     assert health.returncode == 0 and "heartbeat" in health.stdout, health.stdout + health.stderr
 
