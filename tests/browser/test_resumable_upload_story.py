@@ -105,10 +105,11 @@ def test_the_wifi_drops_mid_upload_and_the_video_still_arrives_and_plays(
     sent_after_the_drop = sum(s for start, s, _ in upload.chunks if start >= stored_at_drop)
     assert sent_after_the_drop == size - stored_at_drop < size
     # One bar, and it never went back to zero: after the drop it showed at least what the
-    # server had stored.
+    # server had stored, or what it showed offline when the phone's own count of sent bytes
+    # was a little behind the server's (CI saw 45% shown with 46% stored).
     seen = page.evaluate("() => window.progressSeen")
     after_drop = seen[seen.index(shown_offline) :]
-    assert min(after_drop) >= stored_at_drop * 100 // size, seen
+    assert min(after_drop) >= min(shown_offline, stored_at_drop * 100 // size), seen
     assert page.locator("progress").count() == 0  # the tile became the video
     assert page.console_errors == []
 
