@@ -39,9 +39,9 @@ def free_port() -> int:
 
 
 def is_listening(port: int, timeout: float = 1) -> bool:
-    """Whether something accepts connections on 127.0.0.1:port. A bare connect is not proof:
-    free ports come from the ephemeral range, so while nothing listens yet the kernel can pick
-    the same port as our source port and connect the socket to itself (CI saw it)."""
+    """Whether something accepts connections on 127.0.0.1:port. A socket the kernel wired to
+    itself does not count: free ports come from the ephemeral range, so while nothing listens
+    the kernel may pick the same port as our source port."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
             return sock.getsockname() != sock.getpeername()

@@ -417,11 +417,14 @@ def nginx_front(request, tmp_path):
         [sys.executable, "manage.py", "run_nginx"], cwd=ROOT, env=env, stdout=log,
         stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
+    # Up means answering through to the recorder: a port that accepts is not enough, since
+    # run_nginx's `nginx -t` opens the listening socket for a moment before nginx itself runs.
     deadline = time.monotonic() + 20
-    while not is_listening(port):
+    while not answers_through(port):
         assert process.poll() is None, (tmp_path / "nginx.log").read_text()
         assert time.monotonic() < deadline, (tmp_path / "nginx.log").read_text()
         time.sleep(0.1)
+    recorder.requests.clear()
     try:
         yield port, recorder
     finally:
@@ -432,8 +435,19 @@ def nginx_front(request, tmp_path):
         log.close()
 
 
-def through(port: int, method: str, path: str, body: bytes | None = None, **headers: str):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def answers_through(port: int) -> bool:
+    try:
+        response, _ = through(port, "GET", "/", timeout=2)
+    except (OSError, http.client.HTTPException):
+        return False
+    return response.status == 200
+
+
+def through(
+    port: int, method: str, path: str, body: bytes | None = None, timeout: float = 30,
+    **headers: str,
+):  # fmt: skip
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
