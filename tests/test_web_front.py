@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -265,6 +266,29 @@ def test_an_anonymous_300_mb_body_is_refused_unread_and_nothing_lands_on_disk(
     finally:
         conn.close()
     assert stack.healthz()[0] == 200
+
+
+def test_a_stranger_without_a_body_gets_the_login_not_too_large(stack, machine, entry):
+    """A logged-out maintainer follows a link to the new-entry form, or a phone asks about its
+    upload after its session ended: no body at all, so nginx's gate lets the request through
+    and Django answers as it would straight (the login page; 401), never "Too large"."""
+    slug = machine["name"].lower()
+    upload = f"/api/log-entries/{entry['id']}/uploads/{uuid.UUID(int=0)}/"
+    for method, path, status in [
+        ("GET", f"/machines/{slug}/log/new/", 302),
+        ("HEAD", upload, 401),
+        ("DELETE", upload, 401),
+    ]:
+        conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+        try:
+            conn.request(method, path, headers={"Tus-Resumable": "1.0.0"})
+            response = conn.getresponse()
+            response.read()
+        finally:
+            conn.close()
+        assert response.status == status, (method, path, response.status)
+        if status == 302:
+            assert response.getheader("Location").startswith("/accounts/login/")
 
 
 def test_a_maintainers_upload_through_nginx_ends_ready(stack, phone, entry, tmp_path):

@@ -128,8 +128,9 @@ def body_gate(request: HttpRequest) -> HttpResponse:
     """nginx asks, before it reads a body for an upload URL: may this client send it?
 
     204: yes (nginx reads it and passes the request on); 403: no (nginx answers 413 with
-    ``body_too_large_message`` and never reads the body). The original request's path and
-    declared length arrive in X-Body-Gate-Uri and X-Body-Gate-Length.
+    ``body_too_large_message`` and never reads the body). The original request's path,
+    declared length and Transfer-Encoding arrive in X-Body-Gate-Uri, X-Body-Gate-Length and
+    X-Body-Gate-Transfer-Encoding.
     """
     path = unquote(urlsplit(request.META.get("HTTP_X_BODY_GATE_URI", "")).path)
     try:
@@ -138,6 +139,8 @@ def body_gate(request: HttpRequest) -> HttpResponse:
         view_func = None
     cap = body_cap(get_user(request), view_func)
     length = declared_length(request.META, "HTTP_X_BODY_GATE_LENGTH")
+    if length is None and not request.META.get("HTTP_X_BODY_GATE_TRANSFER_ENCODING"):
+        length = 0  # neither a length nor a chunked body: no body (a GET, a HEAD, a DELETE)
     # A chunked body (no length) is only for those who may send a large one; nginx still
     # stops it at the location's client_max_body_size.
     allowed = length <= cap if length is not None else cap > settings.REQUEST_BODY_MAX_BYTES
