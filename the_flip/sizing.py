@@ -207,18 +207,19 @@ def machine() -> Machine:
 # --- what follows from it --------------------------------------------------------------------
 
 
-def _env_int(name: str, strict: bool = True) -> int | None:
-    """An override from the environment; unset or blank: None. Not a number: an error saying
-    so (``strict``), else None (the derived size)."""
+def env_int(name: str, default: int | None = None, *, strict: bool = True) -> int | None:
+    """A whole number from the environment (settings read theirs with it too); unset or
+    blank: ``default``. Not a number: an error naming the variable (``strict``), else
+    ``default`` (here: the derived size)."""
     value = os.environ.get(name, "").strip()
     if not value:
-        return None
+        return default
     try:
         return int(value)
     except ValueError:
         if strict:
             raise ValueError(f"{name} must be a whole number, not {value!r}") from None
-        return None
+        return default
 
 
 def _free_for_web_mb(m: Machine) -> int:
@@ -227,7 +228,7 @@ def _free_for_web_mb(m: Machine) -> int:
 
 def web_processes(m: Machine | None = None, *, strict: bool = True) -> int:
     """gunicorn workers: one per CPU while each has room for itself and one photo decode."""
-    if (override := _env_int("WEB_CONCURRENCY", strict)) is not None:
+    if (override := env_int("WEB_CONCURRENCY", strict=strict)) is not None:
         return max(1, override)
     m = m or machine()
     by_memory = _free_for_web_mb(m) // (WEB_PROCESS_MB + PHOTO_DECODE_MB)
@@ -236,14 +237,14 @@ def web_processes(m: Machine | None = None, *, strict: bool = True) -> int:
 
 def web_threads(m: Machine | None = None) -> int:
     """gunicorn threads per worker: WEB_REQUESTS over all workers, at least 4 each."""
-    if (override := _env_int("GUNICORN_THREADS")) is not None:
+    if (override := env_int("GUNICORN_THREADS")) is not None:
         return max(1, override)
     return max(4, WEB_REQUESTS // web_processes(m))
 
 
 def photo_decodes(m: Machine | None = None) -> int:
     """Photo decodes at once per web process: what the memory left after the web pays for."""
-    if (override := _env_int("PHOTO_DECODES")) is not None:
+    if (override := env_int("PHOTO_DECODES")) is not None:
         return max(1, override)
     m = m or machine()
     # Not strict: a bad WEB_CONCURRENCY is gunicorn's to refuse (it goes FATAL and says why),
@@ -255,14 +256,14 @@ def photo_decodes(m: Machine | None = None) -> int:
 
 def transcode_cpus(m: Machine | None = None) -> int:
     """CPUs ffmpeg's threads are sized for: the CPU quota rounded up, within the affinity."""
-    if (override := _env_int("TRANSCODE_CPUS")) is not None:
+    if (override := env_int("TRANSCODE_CPUS")) is not None:
         return max(1, override)
     return (m or machine()).whole_cpus
 
 
 def large_rc_lookahead(m: Machine | None = None) -> int:
     """x264's lookahead above 1080p: 20, or 10 where memory is under SMALL_MEMORY_MB."""
-    if (override := _env_int("TRANSCODE_LARGE_LOOKAHEAD")) is not None:
+    if (override := env_int("TRANSCODE_LARGE_LOOKAHEAD")) is not None:
         return max(1, override)
     m = m or machine()
     return SMALL_LOOKAHEAD if m.memory_mb < SMALL_MEMORY_MB else LOOKAHEAD

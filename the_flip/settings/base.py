@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from the_flip import sizing
 from the_flip.media import Limits, Target
+from the_flip.sizing import env_int
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -22,12 +23,6 @@ def env_bool(name: str, default: bool = False) -> bool:
     if value is None or value.strip() == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_int(name: str, default: int) -> int:
-    """An integer from the environment; unset or blank means the default."""
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else default
 
 
 def env_float(name: str, default: float) -> float:
