@@ -31,6 +31,7 @@ from the_flip.storage import STORE_ERRORS
 
 from . import attachments, idempotency
 from .models import LogEntry, LogEntryMedia
+from .request_limits import takes_uploads
 from .uploads import (
     MAX_FILES_PER_REQUEST,
     UploadRejected,
@@ -125,7 +126,7 @@ def api_view(methods: list[str], max_files: int | None = None) -> Callable:
                 return response
 
         wrapper.is_api_view = True
-        wrapper.max_upload_files = max_files or 0  # request_limits: the body it may take
+        takes_uploads(max_files or 0)(wrapper)  # the body it may take
         return require_http_methods(methods)(wrapper)
 
     return decorator

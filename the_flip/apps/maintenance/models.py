@@ -4,7 +4,6 @@ A LogEntryMedia row is the single source of truth for a video's state: the queue
 its id, and every transition (pending → processing → ready/failed) is written here first.
 """
 
-import logging
 import secrets
 import uuid
 from datetime import timedelta
@@ -20,8 +19,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from the_flip.media.errors import DETAIL_KEPT, Code
-
-log = logging.getLogger(__name__)
 
 
 def generated_name(folder: str, suffix: str) -> str:

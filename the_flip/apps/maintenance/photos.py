@@ -41,7 +41,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .uploads import UploadRejected
+from .uploads import PHOTO_FORMATS, UploadRejected
 
 pillow_heif.register_heif_opener()
 # libjpeg's own cap on its big buffers (read at every decode): a progressive or multi-scan JPEG
@@ -54,7 +54,8 @@ Image.MAX_IMAGE_PIXELS = 300_000_000
 
 # The real formats we accept, as Pillow names them (pillow_heif registers HEIC as "HEIF").
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
-ACCEPTED_WORDS = "JPEG, PNG, WebP or HEIC"
+*_most, _last = PHOTO_FORMATS  # the names a maintainer reads, from the one list of them
+ACCEPTED_WORDS = f"{', '.join(_most)} or {_last}"
 # A camera JPEG with a second picture (depth map, preview) opens as Pillow's "MPO".
 JPEG_FORMATS = ("JPEG", "MPO")
 # A strip of this many reduced rows at a time when shrinking a decoded HEIC.

@@ -50,6 +50,7 @@ from django.utils.http import http_date
 from . import attachments
 from .api import api_view, error
 from .models import LogEntry, PartialUpload
+from .request_limits import declared_length
 from .uploads import UploadRejected, classify, too_large_message
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ def _patch(request: HttpRequest, upload: PartialUpload) -> HttpResponse:
     offset = _non_negative_int(request.headers.get("Upload-Offset"))
     if offset is None:
         return _refuse("Say where this chunk starts in the header Upload-Offset.", 400)
-    declared = _non_negative_int(request.META.get("CONTENT_LENGTH") or None)
+    declared = declared_length(request.META)
     if declared is None:
         return _refuse("Send the chunk with a Content-Length.", 411)
     if upload.is_complete:

@@ -141,7 +141,8 @@ class CappedUploadHandler(FileUploadHandler):
     def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
         self.request.upload_too_large = False
         self.file_bytes = 0
-        # The view's own cap (ApiAuthMiddleware sets it from the files it takes), else 10 files.
+        # The view's own cap (RequestBodyLimitMiddleware sets it from the files it takes), else
+        # 10 files.
         cap = getattr(self.request, "upload_request_cap", request_cap(MAX_FILES_PER_REQUEST))
         if content_length > cap:
             self.request.upload_too_large = True
