@@ -31,26 +31,25 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed ffmpeg nginx
 
-ffmpeg:
-	@if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then :; \
+# $(call system_package,PACKAGE,TEST): nothing when the shell TEST passes; else, as root with
+# apt-get, install PACKAGE; else say how to install it.
+define system_package
+	@if $(2); then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "Installing ffmpeg with apt-get..."; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ffmpeg; \
+		echo "Installing $(1) with apt-get..."; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(1); \
 	else \
-		echo "ffmpeg is missing. Install it: sudo apt-get install ffmpeg (Debian/Ubuntu), brew install ffmpeg (macOS)."; \
+		echo "$(1) is missing. Install it: sudo apt-get install $(1) (Debian/Ubuntu), brew install $(1) (macOS)."; \
 		exit 1; \
 	fi
+endef
+
+ffmpeg:
+	$(call system_package,ffmpeg,command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null)
 
 # nginx sits in front of gunicorn (deploy/nginx.conf); Debian installs it in /usr/sbin.
 nginx:
-	@if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "Installing nginx with apt-get..."; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx; \
-	else \
-		echo "nginx is missing. Install it: sudo apt-get install nginx (Debian/Ubuntu), brew install nginx (macOS)."; \
-		exit 1; \
-	fi
+	$(call system_package,nginx,command -v nginx >/dev/null || [ -x /usr/sbin/nginx ])
 
 # axe-core for the browser tests' accessibility check, when npm is here (else those skip).
 AXE_JS := tests/browser/.axe/node_modules/axe-core/axe.min.js
