@@ -4,6 +4,7 @@ independent client, tuspy, against the real server)."""
 
 import base64
 import hashlib
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -233,6 +234,14 @@ def test_strangers_and_csrf_less_requests_are_refused_like_the_rest_of_the_api(
     assert no_token.status_code == 403 and "CSRF" in no_token.json()["error"]
     assert no_token["Tus-Resumable"] == "1.0.0"
     assert PartialUpload.objects.count() == 0
+
+
+def test_a_strangers_large_chunk_is_refused_unread_and_still_says_tus(client, entry):
+    """The body cap refuses it before anyone asks who sent it; the answer still speaks tus."""
+    location = f"/api/log-entries/{entry.pk}/uploads/{uuid.UUID(int=0)}/"
+    refused = patch(client, location, 0, b"x" * (2 * 1024 * 1024))
+    assert refused.status_code == 413 and "larger than 1 MB" in refused.json()["error"]
+    assert refused["Tus-Resumable"] == "1.0.0"
 
 
 def test_another_maintainers_upload_is_not_found(maintainer_client, entry, django_user_model):

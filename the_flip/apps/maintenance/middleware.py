@@ -3,6 +3,7 @@ from django.http import HttpRequest
 from the_flip.apps.accounts.decorators import is_maintainer
 
 from .api import error
+from .tus import TUS_VERSION
 
 
 class ApiAuthMiddleware:
@@ -18,15 +19,16 @@ class ApiAuthMiddleware:
 
     def __call__(self, request: HttpRequest):
         response = self.get_response(request)
-        if getattr(request, "speaks_tus", False):
-            # tus: every answer says the protocol version, refusals (login, CSRF) included.
-            response.setdefault("Tus-Resumable", "1.0.0")
+        # tus: every answer says the protocol version, refusals included (login, CSRF, and a
+        # body too large, which RequestBodyLimitMiddleware refuses before our process_view).
+        match = getattr(request, "resolver_match", None)
+        if match is not None and getattr(match.func, "speaks_tus", False):
+            response.setdefault("Tus-Resumable", TUS_VERSION)
         return response
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
         if not getattr(view_func, "is_api_view", False):
             return None
-        request.speaks_tus = getattr(view_func, "speaks_tus", False)
         user = request.user
         if not user.is_authenticated:
             return error("Log in first: POST your username and password to /accounts/login/.", 401)
