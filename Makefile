@@ -93,15 +93,16 @@ format: $(VENV)/.installed
 
 # The whole suite on SQLite; then, when TEST_DATABASE_URL names a PostgreSQL database (.ci/run
 # sets it), again on PostgreSQL, minus what never touches Django's database (the pure
-# pipeline tests, the container, which keeps its own SQLite), the `postgres` tests (they
-# bring their own server and ran already) and the `bucket` tests: media in an S3 bucket is a
-# focused subset that ran in the first pass (tests/test_roles.py: on PostgreSQL already).
+# pipeline tests, the container and the live stacks (`own_database`), which keep their own
+# SQLite), the `postgres` tests (they bring their own server and ran already) and the `bucket`
+# tests: media in an S3 bucket is a focused subset that ran in the first pass
+# (tests/test_roles.py: on PostgreSQL already).
 test: setup axe lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again with DATABASE_URL=$$TEST_DATABASE_URL"; \
 		DATABASE_URL="$$TEST_DATABASE_URL" $(BIN)/python -m pytest -p no:cacheprovider \
-			--ignore=tests/pipeline -m "not postgres and not docker and not bucket" $(PYTEST_ARGS); \
+			--ignore=tests/pipeline -m "not postgres and not docker and not bucket and not own_database" $(PYTEST_ARGS); \
 	fi
 
 clean:

@@ -11,7 +11,7 @@ import pytest
 from tests import clips
 from tests.live_stack import PASSWORD, USERNAME, Client, Stack
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 FAILURE_LIMIT = 3
 

@@ -11,7 +11,7 @@ import pytest
 from tests import clips
 from tests.live_stack import Client, clean_stack, streamed_upload
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 UPLOADS = 20
 

@@ -15,7 +15,7 @@ from tests.live_stack import Client, Stack
 from tests.photo_files import bomb_jpeg, huge_jpeg
 from the_flip import sizing
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 MB = 1024 * 1024
 

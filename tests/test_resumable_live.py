@@ -20,7 +20,7 @@ from tusclient.client import TusClient
 from tests import clips
 from tests.live_stack import Client, Stack, clean_stack
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 MB = 1024 * 1024
 CHUNK = 5 * MB

@@ -29,7 +29,7 @@ import pytest
 from tests import clips
 from tests.live_stack import ROOT, Client, Stack, clean_stack, free_port, is_listening
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 
 def files_under(folder: Path) -> set[str]:
