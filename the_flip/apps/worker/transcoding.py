@@ -232,18 +232,28 @@ def give_up(media: LogEntryMedia, attempts: int) -> bool:
 
 
 def _fetch_original(media: LogEntryMedia, workdir: Path) -> Path:
-    """Copy the original from storage (local folder or bucket) into the scratch dir, where
-    ffmpeg can read it, in chunks, refusing anything over the upload cap (a file put in
-    storage by other means, or a bucket object that changed). The row's heartbeat is touched
-    while a big download runs, so nobody takes it for a dead transcode."""
+    """Where ffmpeg reads the original. On local disk: where it is stored (no copy). From a
+    bucket: a copy in the scratch dir, made in chunks, with the row's heartbeat touched while
+    a big download runs, so nobody takes it for a dead transcode. Either way anything over
+    the upload cap is refused (a file put in storage by other means, or the cap lowered)."""
     name = media.file.name
+    cap = settings.MAX_UPLOAD_BYTES
+    too_large = pipeline.MediaError(Code.FILE_TOO_LARGE, mb=cap // (1024 * 1024))
+    try:
+        in_place = Path(media.file.storage.path(name))
+    except NotImplementedError:  # a bucket has no local path
+        pass
+    else:
+        if in_place.stat().st_size > cap:
+            raise too_large
+        return in_place
     destination = workdir / ("original" + PurePosixPath(name).suffix.lower()[:8])
-    cap, copied, touched = settings.MAX_UPLOAD_BYTES, 0, time.monotonic()
+    copied, touched = 0, time.monotonic()
     with media.file.storage.open(name, "rb") as stored, destination.open("wb") as scratch:
         while chunk := stored.read(COPY_CHUNK):
             copied += len(chunk)
             if copied > cap:
-                raise pipeline.MediaError(Code.FILE_TOO_LARGE, mb=cap // (1024 * 1024))
+                raise too_large
             scratch.write(chunk)
             if time.monotonic() - touched >= 1:
                 media.record_progress(0)
