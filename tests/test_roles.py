@@ -145,14 +145,14 @@ def plays(client: Client, body: dict) -> None:
         assert len(answer.read()) == 1024
 
 
+@pytest.fixture(scope="module")
+def machine_id(deployment) -> int:
+    return Client(deployment.port).new_machine("Medieval Madness")["id"]
+
+
 def upload(client: Client, machine_id: int, clip: Path, content_type: str) -> int:
-    status, body = client.post_files(
-        "/api/log-entries/",
-        {"machine": machine_id, "text": "rubber rings replaced"},
-        [("media", clip.name, clip.read_bytes(), content_type)],
-    )
-    assert status == 201, body
-    return body["media"][0]["id"]
+    files = [("media", clip.name, clip.read_bytes(), content_type)]
+    return client.new_entry(machine_id, "rubber rings replaced", files)["media"][0]["id"]
 
 
 def no_media_on_disk(site: Deployment) -> None:
@@ -162,12 +162,11 @@ def no_media_on_disk(site: Deployment) -> None:
 
 
 def test_ten_videos_at_once_are_each_transcoded_exactly_once_by_two_workers(
-    deployment, android_clip
+    deployment, machine_id, android_clip
 ):
     client = Client(deployment.port)
-    machine = client.new_machine("Medieval Madness")
     with ThreadPoolExecutor(max_workers=10) as pool:
-        ids = list(pool.map(lambda _: upload(client, machine["id"], android_clip, "video/mp4"),
+        ids = list(pool.map(lambda _: upload(client, machine_id, android_clip, "video/mp4"),
                             range(10)))  # fmt: skip
 
     def all_done():
@@ -199,13 +198,14 @@ def test_ten_videos_at_once_are_each_transcoded_exactly_once_by_two_workers(
         plays(client, media_of(client, media_id))
 
 
-def test_a_worker_killed_mid_transcode_loses_nothing_the_other_finishes_it(deployment, media_dir):
+def test_a_worker_killed_mid_transcode_loses_nothing_the_other_finishes_it(
+    deployment, machine_id, media_dir
+):
     from tests import clips
 
     clip = clips.iphone_hevc_mov(media_dir / "IMG_KILL.MOV", size="640x360", seconds=12)
     client = Client(deployment.port)
-    _, machines = client.request("GET", "/api/machines/")
-    media_id = upload(client, machines[0]["id"], clip, "video/quicktime")
+    media_id = upload(client, machine_id, clip, "video/quicktime")
 
     def running():
         rows = deployment.sql(
