@@ -3,16 +3,24 @@
 import os
 import subprocess
 import time
+import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
 from the_flip.apps.maintenance import attachments
-from the_flip.apps.maintenance.models import LogEntryMedia
+from the_flip.apps.maintenance.models import (
+    PARTIAL_UPLOAD_PREFIX,
+    LogEntry,
+    LogEntryMedia,
+    PartialUpload,
+)
 from the_flip.apps.worker import chores, health, tasks
 from the_flip.apps.worker.models import TaskRecord, WorkerHeartbeat
 
+from .test_resumable_uploads import TUS, create, patch
 from .worker_helpers import flush_queue, make_video, queued_ids
 
 pytestmark = pytest.mark.django_db
@@ -307,3 +315,54 @@ def test_stale_temp_files_are_removed(settings):
     chores.remove_stale_temp_files()
     assert not dead.exists() and not stale_upload.exists()
     assert (live / "transcode-x" / "video.mp4").exists()
+
+
+def test_resumable_uploads_done_with_leave_no_empty_folder_and_one_in_progress_keeps_its_own(
+    maintainer_client, maintainer, machine, photo, settings
+):
+    """On the local disk each resumable upload keeps its chunks in partial/<upload id>/; once
+    it is finished, cancelled or expired the chunks go and the folder is left empty. The
+    hourly prune removes such folders once they have been empty for an hour, and nothing else
+    there: an upload in progress keeps its folder and its bytes, and a folder emptied a moment
+    ago waits for the next hour (a PATCH may be about to store into it)."""
+    entry = LogEntry.objects.create(machine=machine, author=maintainer, text="New rubbers")
+    partial = Path(settings.MEDIA_ROOT) / PARTIAL_UPLOAD_PREFIX
+
+    def start(length: int) -> tuple[str, Path]:
+        location = create(maintainer_client, entry, length)["Location"]
+        return location, partial / uuid.UUID(location.rstrip("/").rsplit("/", 1)[-1]).hex
+
+    def folders() -> list[Path]:
+        return sorted(p for p in partial.iterdir() if p.is_dir())
+
+    content = photo.read_bytes()
+    finished, finished_folder = start(len(content))
+    patch(maintainer_client, finished, 0, content[:1000])
+    assert patch(maintainer_client, finished, 1000, content[1000:])["Media-Location"]
+    abandoned, abandoned_folder = start(100)
+    patch(maintainer_client, abandoned, 0, b"q" * 30)
+    PartialUpload.objects.filter(media__isnull=True).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert chores.expire_partial_uploads() == {"expired": 1, "orphaned_objects": 0}
+    in_progress, in_progress_folder = start(100)
+    patch(maintainer_client, in_progress, 0, b"k" * 30)
+    assert folders() == sorted([finished_folder, abandoned_folder, in_progress_folder])
+    assert not any(finished_folder.iterdir()) and not any(abandoned_folder.iterdir())
+
+    # An hour later, while the phone is still away; meanwhile another upload is cancelled.
+    for folder in (finished_folder, abandoned_folder, in_progress_folder):
+        _age(folder, 7200)
+    cancelled, cancelled_folder = start(100)
+    patch(maintainer_client, cancelled, 0, b"z" * 30)
+    assert maintainer_client.delete(cancelled, headers=TUS).status_code == 204
+    chores.prune()
+    assert folders() == sorted([in_progress_folder, cancelled_folder])
+    assert [p.read_bytes() for p in in_progress_folder.iterdir()] == [b"k" * 30]
+    assert maintainer_client.head(in_progress, headers=TUS)["Upload-Offset"] == "30"
+    assert entry.media.get().is_ready, "the finished upload's photo is untouched"
+
+    _age(cancelled_folder, 7200)  # the next hour
+    chores.prune()
+    assert folders() == [in_progress_folder]
+    assert partial.is_dir(), "the prefix itself stays"

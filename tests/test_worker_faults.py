@@ -1,8 +1,9 @@
-"""Faults with real processes: kill -9 mid-transcode, SIGTERM mid-transcode (a deploy), the
-database restarting under an idle worker, and recycling under a real supervisord.
+"""Faults with real processes: kill -9 mid-transcode, SIGTERM mid-transcode (a deploy), a
+media disk refusing the output, the database restarting under an idle worker, and recycling
+under a real supervisord.
 
-Each uses a 20 s 640x360 HEVC clip that takes several seconds to transcode, so the signal
-lands while ffmpeg runs."""
+The signal stories use a 20 s 640x360 HEVC clip that takes several seconds to transcode, so
+the signal lands while ffmpeg runs."""
 
 import os
 import shutil
@@ -118,6 +119,65 @@ def test_sigterm_mid_transcode_requeues_and_the_next_worker_finishes(
     )
     assert media.transcode_status == "ready", log_of(second)
     assert media.attempts == 1
+
+
+def test_an_unexpected_error_mid_transcode_puts_the_video_back_and_attempts_still_run_out(
+    consumer_factory, maintainer_client, machine, android_clip, settings
+):
+    """The media disk refuses the converted video (an OSError none of the expected endings
+    covers; here `videos` is a file where the folder should be, a real NotADirectoryError
+    from the save). The live worker must not keep the video `processing` for good (the stale
+    reset never takes a video from a live worker): it goes back in line with the attempt
+    counted, the every-minute reset queues it again, and after 3 such attempts it fails with
+    the usual sentence, original kept. Once the disk is fixed, Retry converts it."""
+    from the_flip.apps.worker import tasks
+    from the_flip.media.errors import Code
+
+    videos = Path(settings.MEDIA_ROOT) / "videos"
+    videos.write_bytes(b"not a folder")
+    settings.TRANSCODE_REQUEUE_PENDING_SECONDS = 0  # the reset below: no minute's wait
+    # The worker's own every-minute reset stays out of the way: this test runs each one.
+    worker = consumer_factory(TRANSCODE_REQUEUE_PENDING_SECONDS="3600")
+    media = post_clip(maintainer_client, machine, android_clip, "video/mp4", "disk fault")
+    original = Path(media.file.path)
+
+    def failed_runs(count: int):
+        def done():
+            media.refresh_from_db()
+            runs = TaskRecord.objects.filter(media=media, state="failed")
+            return media.transcode_status == "pending" and runs.count() == count
+
+        wait_for(done, timeout=60, what=f"failed run {count} to be recorded")
+
+    for attempt in (1, 2, 3):
+        failed_runs(attempt)
+        assert media.attempts == attempt, "an error of ours counts as an attempt"
+        # The admin says why it waits; the maintainer's page does not call it failed.
+        assert media.error == Code.WORKER_ERROR.reason()
+        assert maintainer_client.get(f"/api/media/{media.pk}/").json()["error"] is None
+        assert original.exists() and worker.poll() is None, log_of(worker)
+        # The task log says the run failed, and with what.
+        run = TaskRecord.objects.filter(media=media, state="failed").latest("id")
+        assert run.error.startswith("NotADirectoryError: "), run.error
+        if attempt < 3:
+            assert tasks.requeue_stale_transcodes() == {"requeued": 1, "gave_up": 0}
+    assert tasks.requeue_stale_transcodes() == {"requeued": 0, "gave_up": 1}
+    media.refresh_from_db()
+    assert media.transcode_status == "failed" and media.attempts == 3
+    gave_up = "We tried 3 times and could not process this video."
+    assert maintainer_client.get(f"/api/media/{media.pk}/").json()["error"] == gave_up
+    assert original.exists(), "the original is kept for a retry"
+
+    videos.unlink()  # the disk is fixed
+    assert attachments.retry(media)  # autocommit here: enqueued at once
+    wait_for(
+        lambda: media.refresh_from_db() or media.transcode_status in ("ready", "failed"),
+        timeout=60,
+        what="the retried video to be finished",
+    )
+    assert media.transcode_status == "ready", log_of(worker)
+    assert media.attempts == 1 and media.error == ""
+    assert Path(media.transcoded_file.path).exists()
 
 
 def test_recycles_after_n_tasks_under_supervisord(

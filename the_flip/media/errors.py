@@ -47,6 +47,10 @@ class Code(enum.StrEnum):
     )
     # Not a failure: the video waits in line with this reason (shown in the admin).
     STORE_UNAVAILABLE = "store_unavailable", "The file store did not answer; we will try again."
+    WORKER_ERROR = (
+        "worker_error",
+        "Something went wrong on the server while converting this video; we will try again.",
+    )
     GAVE_UP = "gave_up", "We tried {attempts} times and could not process this video."
     # What the page shows for a failed item that carries no reason (it never should).
     UNKNOWN = "unknown", "We could not process this file."

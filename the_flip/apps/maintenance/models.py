@@ -334,7 +334,8 @@ def _remove_files_with_row(sender, instance: LogEntryMedia, **kwargs) -> None:
 
 # Where unfinished resumable (tus) uploads keep their bytes in the storage: one object per
 # PATCH, `partial/<upload uuid>/<offset, 12 digits>-<claim token>`. The orphaned-files chore
-# leaves this prefix to expire_partial_uploads (worker/chores.py), which owns it.
+# leaves the files under this prefix to expire_partial_uploads (worker/chores.py), which owns
+# them; on a local disk it removes the empty folders they leave, once an hour old.
 PARTIAL_UPLOAD_PREFIX = "partial"
 
 
@@ -480,7 +481,8 @@ def delete_partial_prefix(prefix: str) -> int:
         names = []
     for name in names:
         default_storage.delete(f"{prefix}/{name}")
-    # On disk the empty folder stays until the orphaned-files chore sweeps empty folders.
+    # On disk the empty folder stays until the hourly prune (chores.remove_orphaned_files)
+    # removes it, once it has been empty for ORPHAN_FILE_MIN_AGE.
     return len(names)
 
 

@@ -156,7 +156,8 @@ def _older_than(path: Path, seconds: float, now: float) -> bool:
 
 
 # The folders media rows point into (maintenance.models.upload_to, transcoding). Anything
-# else in the storage belongs to someone else: tus's `partial/` to expire_partial_uploads.
+# else in the storage belongs to someone else: the files under tus's `partial/` to
+# expire_partial_uploads (only its empty folders are swept here, on a local disk).
 MEDIA_FOLDERS = ("originals", "videos", "posters", "photos")
 
 
@@ -176,7 +177,9 @@ def remove_orphaned_files(min_age: float | None = None) -> list[str]:
     """Delete stored files (local folder or bucket) that no media row references, once
     older than ``min_age`` seconds (ORPHAN_FILE_MIN_AGE, an hour: an upload being saved, or
     an output being recorded, is never touched). On a bucket, also abort the multipart
-    uploads a process killed mid-upload left behind (invisible in listings, still stored)."""
+    uploads a process killed mid-upload left behind (invisible in listings, still stored);
+    on a local disk, remove the empty folders as old, there and under PARTIAL_UPLOAD_PREFIX
+    (each finished, deleted or expired resumable upload leaves one)."""
     if min_age is None:
         min_age = settings.ORPHAN_FILE_MIN_AGE
     storage = default_storage
@@ -205,7 +208,7 @@ def remove_orphaned_files(min_age: float | None = None) -> list[str]:
         aborted = abort_stale_multipart_uploads(storage, timedelta(seconds=min_age))
         removed += [f"{key} (unfinished upload)" for key in aborted]
     elif isinstance(storage, FileSystemStorage):
-        for folder in MEDIA_FOLDERS:
+        for folder in (*MEDIA_FOLDERS, PARTIAL_UPLOAD_PREFIX):
             _remove_empty_dirs(Path(storage.location) / folder, min_age, time.time())
     if removed:
         log.info("removed %d orphaned media file(s): %s", len(removed), ", ".join(removed[:20]))

@@ -85,7 +85,8 @@ def transcode_video(
     away. Setting ``cancel`` (the worker is stopping) kills ffmpeg and puts the video back in
     line, to be re-queued, without counting the attempt. A video whose estimated conversion
     exceeds TRANSCODE_SHORT_JOB_SECONDS is put back in line behind shorter ones (attempt not
-    counted) when ``may_put_off()`` says others are waiting.
+    counted) when ``may_put_off()`` says others are waiting. Any other error puts the video
+    back in line with the attempt counted, then propagates (the task fails, visibly).
     """
     State = TaskRecord.State
     media = LogEntryMedia.objects.filter(pk=media_id, kind=LogEntryMedia.Kind.VIDEO).first()
@@ -108,7 +109,21 @@ def transcode_video(
     if not media.start_processing(worker=health.worker_identity()):
         log.info("media %s: taken by another worker; skipping", media_id)
         return Outcome.of(State.SKIPPED, media, error="skipped: taken by another worker")
+    try:
+        return _transcode_held(media, cancel, may_put_off)
+    except Exception as error:
+        _back_in_line_after(media, error)
+        raise  # huey logs it, the task log records it failed, Sentry gets the traceback
 
+
+def _transcode_held(
+    media: LogEntryMedia,
+    cancel: threading.Event | None,
+    may_put_off: Callable[[], bool] | None,
+) -> Outcome:
+    """The transcode of a video this worker now holds (``processing``), ended one of the
+    expected ways; anything else escapes to transcode_video."""
+    State, media_id = TaskRecord.State, media.pk
     log.info("media %s: transcoding %s (attempt %s)", media_id, media.file.name, media.attempts)
     work_root = Path(settings.TRANSCODE_WORK_DIR)
     work_root.mkdir(parents=True, exist_ok=True)
@@ -192,6 +207,28 @@ def _put_off_if_long(plan: "pipeline.Plan", may_put_off: Callable[[], bool] | No
         return
     if cost.wall_seconds > settings.TRANSCODE_SHORT_JOB_SECONDS and may_put_off():
         raise _PutOff(cost)
+
+
+def _back_in_line_after(media: LogEntryMedia, error: Exception) -> None:
+    """An error none of the expected endings covers (the scratch disk full or unwritable, the
+    media folder refusing an output, a database error, a bug): the video goes back in line
+    with the attempt counted. Left ``processing`` under this live worker it would be stuck
+    for good, since the stale reset never takes a video from a worker that is alive; pending,
+    the every-minute reset queues it again (it has no task in the queue) and gives up after
+    TRANSCODE_MAX_ATTEMPTS, as for a worker that died. A video already ready, failed or
+    deleted is left alone; if the database itself is down, the error is logged and the video
+    waits for the worker's restart."""
+    log.warning(
+        "media %s: unexpected %s during its transcode (attempt %s): %s; back in line",
+        media.pk,
+        type(error).__name__,
+        media.attempts,
+        error,
+    )
+    try:
+        media.mark_pending(reason=Code.WORKER_ERROR.reason())
+    except Exception:
+        log.exception("media %s: could not put it back in line", media.pk)
 
 
 def _left_while_converting(media: LogEntryMedia) -> Outcome:
