@@ -221,6 +221,21 @@ def test_a_transcode_of_a_video_already_done_is_recorded_as_skipped(machine):
     assert gone.state == TaskRecord.State.SKIPPED and gone.attempt is None
 
 
+def test_a_worker_the_reset_gave_up_on_cannot_fail_or_requeue_the_video_of_another(machine):
+    """Worker A froze; the reset handed its video to worker B. When A wakes and its ffmpeg
+    fails, its writes match nothing: B's conversion, and B's finished video, stay as they are."""
+    held_by_a = make_video(machine, status="processing", worker="worker-a:1:aa")
+    LogEntryMedia.objects.filter(pk=held_by_a.pk).update(worker="worker-b:2:bb", progress=40)
+    assert not held_by_a.mark_failed("ffmpeg timed out")
+    assert not held_by_a.mark_pending()
+    row = LogEntryMedia.objects.get(pk=held_by_a.pk)
+    assert (row.transcode_status, row.worker, row.progress) == ("processing", "worker-b:2:bb", 40)
+
+    LogEntryMedia.objects.filter(pk=held_by_a.pk).update(transcode_status="ready", file="")
+    assert not held_by_a.mark_failed("ffmpeg timed out")
+    assert LogEntryMedia.objects.get(pk=held_by_a.pk).transcode_status == "ready"
+
+
 def test_an_original_over_the_cap_on_local_disk_is_refused_and_kept(machine, settings):
     """On local disk ffmpeg reads the original where it is stored (no copy), and the cap is
     checked there too (a file put in storage by other means, or the cap lowered since)."""

@@ -269,8 +269,13 @@ class LogEntryMedia(models.Model):
         )
 
     def mark_failed(self, reason: str, detail: str = "", source_summary: str = "") -> bool:
+        """pending or processing → failed, with the maintainer's sentence. Only while this
+        instance's worker still holds it, as for mark_ready: a worker the stale reset gave up
+        on must not fail the video another worker converts (or has made ready)."""
         summary = {"source_summary": source_summary[:255]} if source_summary else {}
         return self._update(
+            (self.Status.PENDING, self.Status.PROCESSING),
+            held_by=self.worker,
             **summary,
             transcode_status=self.Status.FAILED,
             progress=None,
@@ -282,11 +287,14 @@ class LogEntryMedia(models.Model):
         """processing → pending (back in line): a worker stopped mid-transcode, or a reset
         found it stale, or the file store did not answer (``reason`` says so in the admin).
         A graceful stop (a deploy) passes count_attempt=False: that attempt was not the
-        video's fault and does not count towards giving up."""
+        video's fault and does not count towards giving up. Only while this instance's
+        worker still holds it (see mark_failed)."""
         fields = {"transcode_status": self.Status.PENDING, "progress": None, "error": reason}
         if not count_attempt:
             fields["attempts"] = Greatest(models.F("attempts") - 1, 0)
-        return self._update((self.Status.PROCESSING, self.Status.PENDING), **fields)
+        return self._update(
+            (self.Status.PROCESSING, self.Status.PENDING), held_by=self.worker, **fields
+        )
 
     def give_up(self, attempts: int) -> bool:
         """After too many attempts (each one died or hung), stop trying; keep the original so
