@@ -21,7 +21,7 @@ from django.test import Client
 from tests.buckets import Bucket, S3Server
 from tests.conftest import ROOT, subprocess_env, wait_for
 from tests.worker_helpers import post_clip
-from the_flip.apps.maintenance.models import LogEntryMedia
+from the_flip.apps.maintenance.models import LogEntry, LogEntryMedia
 from the_flip.apps.worker import chores
 from the_flip.media.errors import Code
 from the_flip.storage import check_media_storage
@@ -243,6 +243,20 @@ def flaky_bucket(settings, monkeypatch):
         server.start()
     media_bucket.empty()
     server.stop()
+
+
+def test_the_form_without_javascript_says_the_store_is_down_and_saves_nothing(
+    flaky_bucket, maintainer_client, machine, photo
+):
+    flaky_bucket.server.stop()
+    response = maintainer_client.post(
+        f"/machines/{machine.slug}/log/new/",
+        {"text": "flipper rebuild", "idempotency_key": "form-1",
+         "media": [SimpleUploadedFile(photo.name, photo.read_bytes(), "image/jpeg")]},
+    )  # fmt: skip
+    assert response.status_code == 503
+    assert "The file store did not answer, so nothing was saved." in response.content.decode()
+    assert not LogEntry.objects.exists() and not LogEntryMedia.objects.exists()
 
 
 def test_an_upload_while_the_bucket_is_down_answers_503_and_saves_nothing(

@@ -2,6 +2,7 @@
 the plain form posts below are the no-JavaScript fallback and share the same validation."""
 
 import json
+import logging
 
 from django.contrib import messages
 from django.db.models import Count, Max, Prefetch
@@ -11,8 +12,10 @@ from django.views.decorators.http import require_http_methods
 
 from the_flip.apps.accounts.decorators import maintainer_required
 from the_flip.apps.catalog.models import Machine
+from the_flip.storage import STORE_ERRORS
 
 from . import idempotency
+from .api import STORE_UNAVAILABLE
 from .models import LogEntry, LogEntryMedia
 from .request_limits import takes_uploads
 from .uploads import (
@@ -23,6 +26,8 @@ from .uploads import (
     too_large_message,
     upload_rules,
 )
+
+log = logging.getLogger(__name__)
 
 # The upload inputs' context; callables, so a changed setting shows (the tests change it).
 UPLOAD_CONTEXT = {
@@ -86,6 +91,10 @@ def log_entry_new(request: HttpRequest, slug: str) -> HttpResponse:
         except UploadRejected as rejected:
             messages.error(request, str(rejected))
             return render(request, "maintenance/log_entry_form.html", context, status=400)
+        except STORE_ERRORS:  # the bucket did not answer: the transaction rolled back
+            log.warning("file store unavailable during a new entry's upload", exc_info=True)
+            messages.error(request, STORE_UNAVAILABLE)
+            return render(request, "maintenance/log_entry_form.html", context, status=503)
         return redirect(entry)
     return render(request, "maintenance/log_entry_form.html", context)
 
