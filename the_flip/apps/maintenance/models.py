@@ -32,8 +32,16 @@ def served_url(name: str) -> str:
     return reverse("media-file", kwargs={"path": name})
 
 
+# The storage folders media rows point into, each named here once: uploads go to ORIGINALS
+# (videos) and PHOTOS, the worker's outputs to VIDEOS and POSTERS. The orphan chore sweeps
+# them all; /media/ serves only SERVED_FOLDERS (never an original).
+ORIGINALS, PHOTOS, VIDEOS, POSTERS = "originals", "photos", "videos", "posters"
+MEDIA_FOLDERS = (ORIGINALS, VIDEOS, POSTERS, PHOTOS)
+SERVED_FOLDERS = frozenset({VIDEOS, POSTERS, PHOTOS})
+
+
 def upload_to(instance: "LogEntryMedia", filename: str) -> str:
-    folder = "originals" if instance.kind == LogEntryMedia.Kind.VIDEO else "photos"
+    folder = ORIGINALS if instance.kind == LogEntryMedia.Kind.VIDEO else PHOTOS
     return generated_name(folder, PurePosixPath(filename).suffix.lower()[:8])
 
 

@@ -22,9 +22,10 @@ from django.views.decorators.http import require_safe
 from the_flip.apps.accounts.decorators import maintainer_required
 from the_flip.storage import is_bucket, signed_url
 
-# Only finished outputs are served (never the originals or the worker's temp files): MP4
-# videos, JPEG posters and photos.
-SERVED_FOLDERS = {"videos", "posters", "photos"}
+from .models import SERVED_FOLDERS
+
+# Only finished outputs are served (SERVED_FOLDERS: never the originals or the worker's temp
+# files): MP4 videos, JPEG posters and photos.
 CONTENT_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 # RFC 9110 §14.1.2: one range, "bytes=first-last", "bytes=first-" or "bytes=-suffix".

@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from the_flip.apps.maintenance.models import (
+    MEDIA_FOLDERS,
     PARTIAL_UPLOAD_PREFIX,
     LogEntryMedia,
     PartialUpload,
@@ -155,10 +156,9 @@ def _older_than(path: Path, seconds: float, now: float) -> bool:
         return False
 
 
-# The folders media rows point into (maintenance.models.upload_to, transcoding). Anything
-# else in the storage belongs to someone else: the files under tus's `partial/` to
-# expire_partial_uploads (only its empty folders are swept here, on a local disk).
-MEDIA_FOLDERS = ("originals", "videos", "posters", "photos")
+# Anything in the storage outside MEDIA_FOLDERS belongs to someone else: the files under
+# tus's `partial/` to expire_partial_uploads (only its empty folders are swept here, on a
+# local disk).
 
 
 def _stored_names(storage, folder: str):

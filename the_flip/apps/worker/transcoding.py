@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.files import File
 
 from the_flip import media as pipeline
-from the_flip.apps.maintenance.models import LogEntryMedia, generated_name
+from the_flip.apps.maintenance.models import POSTERS, VIDEOS, LogEntryMedia, generated_name
 from the_flip.media.errors import DETAIL_LOGGED, DETAIL_REPORTED, Code
 from the_flip.storage import STORE_ERRORS
 
@@ -317,8 +317,8 @@ def _store_result(media: LogEntryMedia, result: "pipeline.TranscodeResult") -> b
     storage = media.file.storage
     stored: list[str] = []
     try:
-        stored.append(_store_output(result.video_path, "videos", ".mp4", storage))
-        stored.append(_store_output(result.poster_path, "posters", ".jpg", storage))
+        stored.append(_store_output(result.video_path, VIDEOS, ".mp4", storage))
+        stored.append(_store_output(result.poster_path, POSTERS, ".jpg", storage))
     except BaseException:
         _delete_quietly(storage, stored)  # else the orphan chore would, an hour later
         raise
