@@ -40,7 +40,7 @@ DOCKER = os.environ.get("DOCKER") or (
     "/usr/bin/docker" if Path("/usr/bin/docker").exists() else shutil.which("docker") or "docker"
 )
 FLY = tomllib.loads((Path(__file__).resolve().parent.parent / "fly.toml").read_text())
-# fly.toml's kill_timeout: supervisord stops web then worker, 25 s each at most.
+# fly.toml's kill_timeout: supervisord stops nginx, web, then worker (15 + 25 + 20 s at most).
 KILL_TIMEOUT = FLY["kill_timeout"]
 # Healthy within fly.toml's health-check grace period, or the platform restarts the machine. A
 # correctness bound, not a speed target: start time is measured in bench/nginx_start.py
