@@ -30,8 +30,8 @@ def on_starting(server) -> None:
 
 
 # With gthread the timeout only catches a hung worker *process* (its main loop keeps
-# notifying the arbiter while threads serve requests), so a 27-minute 200 MB upload over
-# 1 Mbit/s is not cut off by it.
+# notifying the arbiter while threads serve requests). Slow uploads never reach it: nginx
+# holds them until the body is whole.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
