@@ -252,7 +252,7 @@ WORKER_SCHEDULES = {
 WORKER_MAX_TASKS = env_int("WORKER_MAX_TASKS", 5)
 WORKER_MIN_LIFETIME = env_float("WORKER_MIN_LIFETIME", 6)  # > supervisord startsecs
 # Graceful stop: cancelling ffmpeg takes ~0.1 s; never wait longer than this (supervisord's
-# stopwaitsecs is 25).
+# stopwaitsecs is 20).
 WORKER_SHUTDOWN_TIMEOUT = env_float("WORKER_SHUTDOWN_TIMEOUT", 15)
 # The hourly `prune` chore: the task log keeps the last N successes (and, separately, the last
 # N skipped runs) and the failures of the last N days; a record still queued/running after
@@ -262,6 +262,8 @@ TASK_RECORDS_KEEP_FAILED_DAYS = env_int("TASK_RECORDS_KEEP_FAILED_DAYS", 90)
 TASK_RECORDS_LOST_AFTER_SECONDS = env_int("TASK_RECORDS_LOST_AFTER_SECONDS", 24 * 3600)
 # ... media files no row references, once this old (an upload being saved is never touched),
 ORPHAN_FILE_MIN_AGE = env_int("ORPHAN_FILE_MIN_AGE", 3600)
+# ... and the heartbeat rows of workers gone this long (every restart is a new worker).
+WORKER_HEARTBEAT_ROWS_KEPT_SECONDS = 24 * 3600
 # ... and temp files under DATA_DIR/tmp untouched this long.
 TEMP_FILE_MAX_AGE = env_int("TEMP_FILE_MAX_AGE", 6 * 3600)
 
@@ -366,6 +368,9 @@ PHOTO_DECODE_WAIT_SECONDS = env_float("PHOTO_DECODE_WAIT_SECONDS", 60)
 # An unfinished upload is removed with its bytes this long after its last PATCH: never less
 # than 24 h (the contract's promise, so a phone can come back tomorrow morning).
 TUS_EXPIRE_HOURS = max(24, env_int("TUS_EXPIRE_HOURS", 24))
+# Expired this long ago and still stored: the hourly chore that removes them is not running
+# (check_worker says so).
+TUS_EXPIRED_OVERDUE_HOURS = 3
 # One PATCH stops reading after this long and keeps what arrived (the client resumes from
 # there), so a slow phone never holds a web thread for minutes.
 TUS_PATCH_READ_SECONDS = env_int("TUS_PATCH_READ_SECONDS", 60)

@@ -139,8 +139,10 @@ def heartbeat_age() -> float | None:
     return None if latest is None else max(0.0, (timezone.now() - latest).total_seconds())
 
 
-def prune_heartbeats(older_than: timedelta = timedelta(days=1)) -> int:
-    """Rows of workers gone for a day (every restart or recycle is a new worker)."""
+def prune_heartbeats() -> int:
+    """Rows of workers gone for WORKER_HEARTBEAT_ROWS_KEPT_SECONDS (a day): every restart or
+    recycle is a new worker."""
+    older_than = timedelta(seconds=settings.WORKER_HEARTBEAT_ROWS_KEPT_SECONDS)
     deleted, _ = WorkerHeartbeat.objects.filter(beat_at__lt=timezone.now() - older_than).delete()
     return deleted
 
@@ -249,12 +251,13 @@ def full_report() -> tuple[list[str], dict]:
     facts["partial_uploads"] = partial["count"]
     facts["partial_upload_bytes"] = partial["bytes"]
     # The hourly expire_partial_uploads chore removes these; many hours late, it is not running.
+    late = settings.TUS_EXPIRED_OVERDUE_HOURS
     overdue = PartialUpload.objects.filter(
-        expires_at__lt=timezone.now() - timedelta(hours=3)
+        expires_at__lt=timezone.now() - timedelta(hours=late)
     ).count()
     if overdue:
         problems.append(
-            f"{overdue} resumable upload(s) expired over 3 hours ago are still stored "
+            f"{overdue} resumable upload(s) expired over {late} hours ago are still stored "
             "(the hourly expire_partial_uploads chore has not run)"
         )
     if facts["failed_24h"] and not facts["succeeded_24h"]:
