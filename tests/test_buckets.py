@@ -20,7 +20,7 @@ from django.test import Client
 
 from tests.buckets import Bucket, S3Server
 from tests.conftest import ROOT, subprocess_env, wait_for
-from tests.worker_helpers import post_clip
+from tests.worker_helpers import mid_transcode, post_clip
 from the_flip.apps.maintenance.models import LogEntry, LogEntryMedia
 from the_flip.apps.worker import chores
 from the_flip.media.errors import Code
@@ -308,12 +308,7 @@ def test_the_bucket_stops_answering_during_a_transcode_and_the_video_still_ends_
     STORE_DOWN_MESSAGE = Code.STORE_UNAVAILABLE.reason()
     media = upload(maintainer_client, machine, hevc_clip, "video/quicktime")
     worker = consumer_factory(STORAGE_RETRY_SECONDS="2")
-    wait_for(
-        lambda: media.refresh_from_db() or (media.progress or 0) > 0,
-        timeout=60,
-        interval=0.05,
-        what="ffmpeg to be running",
-    )
+    mid_transcode(media)
     flaky_bucket.server.stop()  # ffmpeg goes on in the scratch dir; storing the outputs fails
 
     def waiting_for_the_store():

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from tests import clips
 from tests.conftest import descendants, wait_for
-from tests.worker_helpers import make_video, post_clip
+from tests.worker_helpers import make_video, mid_transcode, post_clip
 from the_flip.apps.maintenance.models import LogEntryMedia
 from the_flip.apps.worker.models import TaskRecord, WorkerHeartbeat
 
@@ -71,12 +71,7 @@ def test_a_video_deleted_mid_transcode_stops_ffmpeg_and_the_next_video_runs(
 ):
     consumer = consumer_factory()
     doomed = upload(maintainer_client, machine, slow_clip)
-    wait_for(
-        lambda: doomed.refresh_from_db() or (doomed.progress or 0) > 0,
-        timeout=60,
-        interval=0.05,
-        what="ffmpeg to be converting the first video",
-    )
+    mid_transcode(doomed)
     original = doomed.file.name
     assert ffmpeg_children_converting(consumer, doomed.pk, original), log_of(consumer)
     next_one = upload(maintainer_client, machine, android_clip, "video/mp4")
@@ -116,12 +111,7 @@ def test_a_video_taken_away_mid_transcode_stops_ffmpeg_and_is_left_to_its_new_ow
     it failed, a reset that handed it to another worker) stops this worker's ffmpeg."""
     consumer = consumer_factory()
     media = upload(maintainer_client, machine, slow_clip)
-    wait_for(
-        lambda: media.refresh_from_db() or (media.progress or 0) > 0,
-        timeout=60,
-        interval=0.05,
-        what="ffmpeg to be converting",
-    )
+    mid_transcode(media)
     original = media.file.name
     LogEntryMedia.objects.filter(pk=media.pk).update(transcode_status="failed", error="by hand")
     wait_for(

@@ -17,7 +17,7 @@ import pytest
 
 from tests import clips
 from tests.conftest import ROOT, descendants, require, subprocess_env, wait_for
-from tests.worker_helpers import post_clip
+from tests.worker_helpers import mid_transcode, post_clip
 from the_flip.apps.maintenance import attachments
 from the_flip.apps.maintenance.models import LogEntryMedia
 from the_flip.apps.worker.models import TaskRecord
@@ -32,15 +32,6 @@ def long_clip(media_dir) -> Path:
 
 def upload(client, machine, clip: Path) -> LogEntryMedia:
     return post_clip(client, machine, clip, "video/quicktime", "fault test")
-
-
-def mid_transcode(media: LogEntryMedia) -> LogEntryMedia:
-    def busy():
-        media.refresh_from_db()
-        return media.transcode_status == "processing" and (media.progress or 0) > 0
-
-    wait_for(busy, timeout=60, interval=0.05, what="ffmpeg to be running")
-    return media
 
 
 def ffmpeg_running() -> bool:

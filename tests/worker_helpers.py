@@ -56,3 +56,15 @@ def post_clip(client, machine, clip: Path, content_type: str, text: str) -> LogE
     )
     assert response.status_code == 201, response.content
     return LogEntryMedia.objects.get(pk=response.json()["media"][0]["id"])
+
+
+def mid_transcode(media: LogEntryMedia) -> LogEntryMedia:
+    """Wait until a worker's ffmpeg is converting this video (processing, progress > 0)."""
+    from tests.conftest import wait_for  # (conftest imports this module)
+
+    def busy():
+        media.refresh_from_db()
+        return media.transcode_status == "processing" and (media.progress or 0) > 0
+
+    wait_for(busy, timeout=60, interval=0.05, what="ffmpeg to be running")
+    return media
