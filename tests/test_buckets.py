@@ -406,6 +406,30 @@ def test_manage_py_check_fails_with_the_sentence_and_passes_on_a_good_bucket(
         worker.wait(timeout=20)
 
 
+@pytest.mark.parametrize(
+    "app, command",
+    [("maintenance", "run_nginx"), ("worker", "check_worker"), ("worker", "run_worker")],
+)
+def test_the_commands_that_skip_the_bucket_check_still_run_every_other_check(app, command):
+    """Skipping the bucket's check skips nothing else: a broken setting still stops these
+    commands, even one whose check has no tag (django.contrib.auth and axes register such)."""
+    from django.core import checks
+    from django.core.checks.registry import registry
+    from django.core.management import load_command_class
+    from django.core.management.base import SystemCheckError
+
+    def broken_setting(app_configs=None, **kwargs):
+        return [checks.Error("a broken setting", id="tests.E001")]
+
+    checks.register(broken_setting)
+    try:
+        found = load_command_class(f"the_flip.apps.{app}", command)
+        with pytest.raises(SystemCheckError, match="a broken setting"):
+            found.check(**found.get_check_kwargs({}))  # as BaseCommand.execute() does
+    finally:
+        registry.registered_checks.discard(broken_setting)
+
+
 # --- Moving a one-volume install into a bucket ---------------------------------------------
 
 
