@@ -415,6 +415,73 @@ def test_manage_py_check_fails_with_the_sentence_and_passes_on_a_good_bucket(
         worker.wait(timeout=20)
 
 
+def test_with_the_bucket_not_answering_only_the_start_checks_stop_nginx_and_check_worker_go_on(
+    bucket, tmp_path, transactional_db
+):
+    """The file store stops answering while the site runs. supervisord restarts nginx now and
+    then (nginx never touches the bucket), and the operator runs check_worker to learn what is
+    wrong: neither may die of the bucket's system check. `manage.py check` (what `make run`
+    and the web's start run) still stops with the sentence."""
+    from tests.live_stack import free_port
+
+    nobody = f"http://127.0.0.1:{free_port()}"
+
+    def manage(*args: str):
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=subprocess_env(DATA_DIR=str(tmp_path), AWS_ENDPOINT_URL_S3=nobody),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    check = manage("check")
+    assert check.returncode != 0
+    assert f"The file store at {nobody} did not answer" in check.stderr
+
+    nginx = manage("run_nginx", "--print")
+    assert nginx.returncode == 0, nginx.stderr
+    assert "proxy_pass http://django;" in nginx.stdout
+
+    report = manage("check_worker")
+    assert "SystemCheckError" not in report.stderr
+    storage_line = [line for line in report.stdout.splitlines() if line.startswith("storage:")]
+    assert storage_line and storage_line[0].split() == ["storage:", "unreachable"], report.stdout
+    assert "UNHEALTHY: storage unreachable" in report.stderr
+    assert f"The file store at {nobody} did not answer" in report.stderr
+    assert report.returncode == 1  # unhealthy, by design (0 healthy, 2 no database)
+
+    # What the worker's container start runs (docker/entrypoint, ROLE=worker) before the
+    # worker itself: the web role checks the bucket at its start, the worker waits it out.
+    assert manage("migrate", "--check", "--skip-checks").returncode == 0
+    assert manage("setup_queue", "--skip-checks").returncode == 0
+
+
+@pytest.mark.parametrize(
+    "app, command",
+    [("maintenance", "run_nginx"), ("worker", "check_worker"), ("worker", "run_worker")],
+)
+def test_the_commands_that_skip_the_bucket_check_still_run_every_other_check(app, command):
+    """Skipping the bucket's check skips nothing else: a broken setting still stops these
+    commands, even one whose check has no tag (django.contrib.auth and axes register such)."""
+    from django.core import checks
+    from django.core.checks.registry import registry
+    from django.core.management import load_command_class
+    from django.core.management.base import SystemCheckError
+
+    def broken_setting(app_configs=None, **kwargs):
+        return [checks.Error("a broken setting", id="tests.E001")]
+
+    checks.register(broken_setting)
+    try:
+        found = load_command_class(f"the_flip.apps.{app}", command)
+        with pytest.raises(SystemCheckError, match="a broken setting"):
+            found.check(**found.get_check_kwargs({}))  # as BaseCommand.execute() does
+    finally:
+        registry.registered_checks.discard(broken_setting)
+
+
 # --- Moving a one-volume install into a bucket ---------------------------------------------
 
 

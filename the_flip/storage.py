@@ -13,6 +13,7 @@ AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_S3, AWS_REGION), which `fly storage crea
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import mimetypes
 import threading
@@ -228,14 +229,34 @@ def abort_stale_multipart_uploads(storage, older_than: timedelta) -> list[str]:
 # --- Bad configuration is reported at start (manage.py check, migrate, make run) -----------
 
 CHECK_TAG = "storage"
+_skipping_check = contextvars.ContextVar("the_flip_skipping_storage_check", default=False)
+
+
+class SkipsStorageCheck:
+    """Mixin for a management command that runs every system check except the bucket's.
+
+    For the commands that (re)start while the site runs, which a file store down for a
+    minute must not stop: run_worker (its transcodes wait and retry), run_nginx (nginx never
+    touches the bucket; supervisord restarts it, and a failed start stops the container) and
+    check_worker (the operator's way to learn that the store is down: it prints "storage:
+    unreachable"). `manage.py check` and `migrate`, so `make run` and the web's start, still
+    report a bad bucket. Every other check still runs, untagged ones too (a filter on tags,
+    as ``get_check_kwargs`` could return, would drop those)."""
+
+    def check(self, *args, **kwargs):
+        token = _skipping_check.set(True)
+        try:
+            return super().check(*args, **kwargs)
+        finally:
+            _skipping_check.reset(token)
 
 
 def check_media_storage(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """With BUCKET_NAME: credentials present, the endpoint answers, the bucket exists and
-    lets us in. (One HEAD request: `manage.py check`, `migrate` and so `make run` and the
-    container's start run it. The worker skips it and retries transcodes instead, so a
-    file store that is down for a minute does not stop it.)"""
-    if not settings.BUCKET_NAME:
+    lets us in. (One HEAD request, so it stops what runs it when the file store is down:
+    `manage.py check`, `migrate` and so `make run` and the web's start run it; the commands
+    with SkipsStorageCheck above do not.)"""
+    if not settings.BUCKET_NAME or _skipping_check.get():
         return []
     problem = bucket_problem()
     found = []

@@ -4,6 +4,9 @@ The template's @NAME@ placeholders come from the environment (PORT, BIND_HOST,
 FORWARDED_ALLOW_IPS, FORCE_HTTPS; THE_FLIP_RUN_DIR and THE_FLIP_WEB_SOCKET from deploy/start)
 and from Django (body caps, the upload views' URLs, the refusal sentences), so nginx and
 Django never disagree about a limit. ``--print`` writes the result to stdout instead.
+The bucket's system check does not run: nginx never touches the bucket, and supervisord
+restarts this program during the container's life, when a file store that does not answer
+for a minute must not stop the whole container (/healthz reports it).
 """
 
 import grp
@@ -20,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from the_flip.apps.maintenance import request_limits as limits
 from the_flip.apps.maintenance.uploads import too_large_message
+from the_flip.storage import SkipsStorageCheck
 
 TEMPLATE = Path(settings.BASE_DIR) / "deploy" / "nginx.conf"
 UPLOAD_LOCATION = """\
@@ -116,7 +120,7 @@ def check_port_free(host: str, port: int) -> None:
             ) from error
 
 
-class Command(BaseCommand):
+class Command(SkipsStorageCheck, BaseCommand):
     help = "Render deploy/nginx.conf for this machine and exec nginx on it."
 
     def add_arguments(self, parser):

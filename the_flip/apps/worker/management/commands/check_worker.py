@@ -1,7 +1,9 @@
 """Is the worker healthy? Prints the last day's outcomes, the queue and anything stuck.
 
 Exit 0 when healthy; 1 when something is wrong (each problem printed); 2 when the database
-cannot be reached. Meant for people and for cron/uptime checks alike."""
+cannot be reached. Meant for people and for cron/uptime checks alike. The bucket's system
+check does not run first: a file store that does not answer is one of the things this
+reports ("storage: unreachable"), not a reason to stop before the report."""
 
 import json
 import sys
@@ -9,6 +11,7 @@ import sys
 from django.core.management.base import BaseCommand
 
 from the_flip.apps.worker.health import full_report
+from the_flip.storage import SkipsStorageCheck
 
 
 def _age(seconds: float | None) -> str:
@@ -21,7 +24,7 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-class Command(BaseCommand):
+class Command(SkipsStorageCheck, BaseCommand):
     help = "Check the video worker: recent outcomes, queue, stuck videos. Exit 0 when healthy."
 
     def add_arguments(self, parser):

@@ -1,7 +1,9 @@
 """Run the huey consumer the_flip way (supervisord, `make run`, `make worker` and the
 container use this instead of `run_huey`): start-up reset of stale work, graceful stop on
 SIGTERM/SIGINT, recycling after WORKER_MAX_TASKS tasks. Takes run_huey's options; `-M N`
-overrides the recycle count (0: never)."""
+overrides the recycle count (0: never). Runs every system check but the bucket's: a file
+store down for a minute must not stop the worker from starting (its transcodes wait and
+retry)."""
 
 import logging
 import threading
@@ -15,22 +17,13 @@ from huey.consumer_options import ConsumerConfig
 from huey.contrib.djhuey.management.commands.run_huey import Command as RunHuey
 
 from the_flip.apps.worker import health
+from the_flip.storage import SkipsStorageCheck
 
 log = logging.getLogger("the_flip.worker")
 
 
-class Command(RunHuey):
+class Command(SkipsStorageCheck, RunHuey):
     help = "Run the huey consumer with graceful stop, stale-work reset and recycling."
-
-    def get_check_kwargs(self, options) -> dict:
-        """Every system check except the bucket's: a file store down for a minute must not
-        stop the worker from starting (its transcodes wait and retry); `migrate` and
-        `manage.py check` report a misconfigured bucket at start."""
-        from django.core.checks.registry import registry
-
-        from the_flip.storage import CHECK_TAG
-
-        return {"tags": [tag for tag in registry.tags_available() if tag != CHECK_TAG]}
 
     def handle(self, *args, **options):
         from huey.contrib.djhuey import HUEY
