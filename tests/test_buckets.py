@@ -20,7 +20,7 @@ from django.test import Client
 
 from tests.buckets import Bucket, S3Server
 from tests.conftest import ROOT, subprocess_env, wait_for
-from tests.worker_helpers import mid_transcode, post_clip
+from tests.worker_helpers import make_video, mid_transcode, post_clip, refused_over_the_cap
 from the_flip.apps.maintenance.models import LogEntry, LogEntryMedia
 from the_flip.apps.worker import chores
 from the_flip.media.errors import Code
@@ -143,20 +143,7 @@ def test_originals_and_odd_names_are_never_signed(bucket, maintainer_client, mac
 def test_the_worker_rechecks_the_size_cap_while_copying_from_the_bucket(bucket, machine, settings):
     """An object bigger than the cap (put there by other means, or the cap lowered since) is
     refused while it is copied to the scratch dir, not after."""
-    from django.core.files.base import ContentFile
-
-    from the_flip.apps.maintenance.models import LogEntry
-    from the_flip.apps.worker.transcoding import transcode_video
-
-    entry = LogEntry.objects.create(machine=machine, text="huge")
-    media = LogEntryMedia(log_entry=entry, kind="video", original_name="huge.mov")
-    media.file.save("huge.mov", ContentFile(b"\0" * (3 * 1024 * 1024)), save=False)
-    media.save()
-    settings.MAX_UPLOAD_BYTES = 1024 * 1024
-    outcome = transcode_video(media.pk)
-    media.refresh_from_db()
-    assert outcome.state == "failed" and media.transcode_status == "failed"
-    assert media.error == "This video is larger than 1 MB, the most we accept for one file."
+    media = refused_over_the_cap(machine, settings)
     assert files_under(Path(settings.TRANSCODE_WORK_DIR)) == [], "the partial copy is gone"
     assert bucket.object_keys() == [media.file.name], "the original is kept for a retry"
 
@@ -165,7 +152,6 @@ def test_the_worker_rechecks_the_size_cap_while_copying_from_the_bucket(bucket, 
 def test_the_orphan_chore_cleans_the_bucket_but_leaves_what_rows_and_other_chores_own(
     bucket, machine
 ):
-    from tests.worker_helpers import make_video
 
     media = make_video(machine)  # its original is an object in the bucket
     put = {"Bucket": bucket.name, "Body": b"x"}

@@ -21,7 +21,7 @@ from the_flip.apps.worker import chores, health, tasks
 from the_flip.apps.worker.models import TaskRecord, WorkerHeartbeat
 
 from .test_resumable_uploads import TUS, create, patch
-from .worker_helpers import flush_queue, make_video, queued_ids
+from .worker_helpers import flush_queue, make_video, queued_ids, refused_over_the_cap
 
 pytestmark = pytest.mark.django_db
 
@@ -239,20 +239,7 @@ def test_a_worker_the_reset_gave_up_on_cannot_fail_or_requeue_the_video_of_anoth
 def test_an_original_over_the_cap_on_local_disk_is_refused_and_kept(machine, settings):
     """On local disk ffmpeg reads the original where it is stored (no copy), and the cap is
     checked there too (a file put in storage by other means, or the cap lowered since)."""
-    from django.core.files.base import ContentFile
-
-    from the_flip.apps.maintenance.models import LogEntry
-    from the_flip.apps.worker.transcoding import transcode_video
-
-    entry = LogEntry.objects.create(machine=machine, text="huge")
-    media = LogEntryMedia(log_entry=entry, kind="video", original_name="huge.mov")
-    media.file.save("huge.mov", ContentFile(b"\0" * (3 * 1024 * 1024)), save=False)
-    media.save()
-    settings.MAX_UPLOAD_BYTES = 1024 * 1024
-    outcome = transcode_video(media.pk)
-    media.refresh_from_db()
-    assert outcome.state == "failed" and media.transcode_status == "failed"
-    assert media.error == "This video is larger than 1 MB, the most we accept for one file."
+    media = refused_over_the_cap(machine, settings)
     assert media.file.storage.exists(media.file.name), "the original is kept for a retry"
     work_root = settings.TRANSCODE_WORK_DIR
     assert not [p for p in work_root.rglob("*") if p.is_file()], "nothing left in scratch"

@@ -10,11 +10,14 @@ from django.utils import timezone
 from the_flip.apps.maintenance.models import LogEntry, LogEntryMedia
 
 
-def make_video(machine, *, status="pending", attempts=0, age=0.0, heartbeat_age=None, **fields):
-    """A video row (with an original on disk) whose last change was ``age`` seconds ago."""
+def make_video(
+    machine, *, status="pending", attempts=0, age=0.0, heartbeat_age=None,
+    original=b"not really a video", **fields,
+):  # fmt: skip
+    """A video row (with an original in storage) whose last change was ``age`` seconds ago."""
     entry = LogEntry.objects.create(machine=machine, text="worker test")
     media = LogEntryMedia(log_entry=entry, kind=LogEntryMedia.Kind.VIDEO, original_name="x.mov")
-    media.file.save("x.mov", ContentFile(b"not really a video"), save=False)
+    media.file.save("x.mov", ContentFile(original), save=False)
     media.save()
     now = timezone.now()
     LogEntryMedia.objects.filter(pk=media.pk).update(
@@ -67,4 +70,18 @@ def mid_transcode(media: LogEntryMedia) -> LogEntryMedia:
         return media.transcode_status == "processing" and (media.progress or 0) > 0
 
     wait_for(busy, timeout=60, interval=0.05, what="ffmpeg to be running")
+    return media
+
+
+def refused_over_the_cap(machine, settings) -> LogEntryMedia:
+    """A 3 MB original in storage with the cap lowered to 1 MB (as if put there by other
+    means): the worker refuses it with the maintainer's sentence. The row, reloaded."""
+    from the_flip.apps.worker.transcoding import transcode_video
+
+    media = make_video(machine, original=b"\0" * (3 * 1024 * 1024))
+    settings.MAX_UPLOAD_BYTES = 1024 * 1024
+    outcome = transcode_video(media.pk)
+    media.refresh_from_db()
+    assert outcome.state == "failed" and media.transcode_status == "failed"
+    assert media.error == "This video is larger than 1 MB, the most we accept for one file."
     return media
