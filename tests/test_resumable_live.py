@@ -142,15 +142,18 @@ def wait_until_ready(phone: Client, media_path: str, timeout: float = 180) -> di
         time.sleep(0.5)
 
 
-def assert_plays(stack: Stack, phone: Client, video_url: str, tmp_path: Path) -> None:
-    status, _ = phone.request("GET", video_url)
-    assert status in (200, 302)
+def assert_plays(phone: Client, video_url: str, tmp_path: Path) -> None:
+    """The page's video URL serves a whole H.264 file ffmpeg decodes without an error (this
+    stack keeps media on its disk: 200, no redirect)."""
     conn = phone.connection()
-    conn.request("GET", video_url, headers=phone.headers())
-    response = conn.getresponse()
-    video = tmp_path / "served.mp4"
-    video.write_bytes(response.read())
-    conn.close()
+    try:
+        conn.request("GET", video_url, headers=phone.headers())
+        response = conn.getresponse()
+        video = tmp_path / "served.mp4"
+        video.write_bytes(response.read())
+    finally:
+        conn.close()
+    assert response.status == 200
     [stream] = [s for s in clips.ffprobe(video)["streams"] if s["codec_type"] == "video"]
     assert stream["codec_name"] == "h264"
     subprocess.run(
@@ -189,7 +192,7 @@ def test_tuspy_uploads_a_30_mb_video_in_5_mb_chunks_and_it_plays(
     media = wait_until_ready(phone, media_path)
     assert media["status"] == "ready", (media, stack.log_tail())
     assert media["name"] == big_clip.name
-    assert_plays(stack, phone, media["video_url"], tmp_path)
+    assert_plays(phone, media["video_url"], tmp_path)
     assert stored_chunks(stack, location) == []  # nothing of the upload is left behind
 
 
@@ -241,7 +244,7 @@ def test_a_connection_cut_mid_chunk_resumes_from_what_was_really_stored(
             "SELECT original_size FROM maintenance_logentrymedia WHERE id = ?", (media["id"],)
         ).fetchall()
     assert original_size == size
-    assert_plays(stack, phone, media["video_url"], tmp_path)
+    assert_plays(phone, media["video_url"], tmp_path)
 
 
 def test_two_patches_at_once_on_one_upload_cannot_corrupt_it(stack, phone, entry_id):
@@ -339,7 +342,7 @@ def test_through_nginx_a_chunk_cut_mid_way_leaves_a_resumable_upload(
     resumed.upload()
     media = wait_until_ready(phone, head(phone, location).headers["Media-Location"])
     assert media["status"] == "ready", (media, stack.log_tail())
-    assert_plays(stack, phone, media["video_url"], tmp_path)
+    assert_plays(phone, media["video_url"], tmp_path)
 
 
 def test_a_phone_that_stalls_mid_chunk_holds_a_web_thread_only_briefly(stack, phone, entry_id):
